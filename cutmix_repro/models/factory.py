@@ -1,0 +1,55 @@
+"""``create_model(name, num_classes, **options)``: the paper's architectures by name, like
+``timm.create_model``.
+
+Presets (REFERENCE.md §4): ``resnet110`` (CIFAR, bottleneck), ``pyramidnet110`` (α̃=64,
+bottleneck), ``pyramidnet200`` (α̃=240, bottleneck), ``resnet50``, ``resnet101``,
+``resnext101_32x4d``. General families: ``cifar_resnet`` and ``pyramidnet`` take ``depth``,
+``bottleneck`` and (PyramidNet) ``alpha``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from torch import nn
+
+from .cifar_resnet import CifarResNet
+from .pyramidnet import PyramidNet
+from .timm_resnet import TimmResNet
+
+_MODELS = {
+    "cifar_resnet": CifarResNet,
+    "pyramidnet": PyramidNet,
+    "resnet110": partial(CifarResNet, depth=110, bottleneck=True),
+    "pyramidnet110": partial(PyramidNet, depth=110, alpha=64, bottleneck=True),
+    "pyramidnet200": partial(PyramidNet, depth=200, alpha=240, bottleneck=True),
+    "resnet50": partial(TimmResNet, "resnet50"),
+    "resnet101": partial(TimmResNet, "resnet101"),
+    "resnext101_32x4d": partial(TimmResNet, "resnext101_32x4d"),
+}
+
+# Which models run on 32×32 CIFAR-sized images and which on 224×224 ImageNet crops.
+CIFAR_MODELS = ("cifar_resnet", "pyramidnet", "resnet110", "pyramidnet110", "pyramidnet200")
+IMAGENET_MODELS = ("resnet50", "resnet101", "resnext101_32x4d")
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, num_classes: int, **options) -> nn.Module:
+    """Build a model by name. Unknown names and options fail with the valid choices."""
+    if name not in _MODELS:
+        raise ValueError(f"model {name!r} is unknown: choose one of {', '.join(list_models())}")
+    if options.get("shakedrop") and name not in ("pyramidnet", "pyramidnet110", "pyramidnet200"):
+        raise ValueError(f"shakedrop=True is only defined for PyramidNet models, not {name!r}")
+    if name in IMAGENET_MODELS:
+        options = {k: v for k, v in options.items() if k not in ("shakedrop", "shakedrop_last", "dropblock_size")}
+    try:
+        return _MODELS[name](num_classes=num_classes, **options)
+    except TypeError as err:  # an option this model does not take
+        raise ValueError(f"model {name!r}: {err}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
