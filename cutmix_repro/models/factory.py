@@ -41,10 +41,13 @@ def create_model(name: str, num_classes: int, **options) -> nn.Module:
     """Build a model by name. Unknown names and options fail with the valid choices."""
     if name not in _MODELS:
         raise ValueError(f"model {name!r} is unknown: choose one of {', '.join(list_models())}")
-    if options.get("shakedrop") and name not in ("pyramidnet", "pyramidnet110", "pyramidnet200"):
-        raise ValueError(f"shakedrop=True is only defined for PyramidNet models, not {name!r}")
+    if not name.startswith("pyramidnet"):
+        options = dict(options)
+        if options.pop("shakedrop", False):
+            raise ValueError(f"shakedrop=True is only defined for PyramidNet models, not {name!r}")
+        options.pop("shakedrop_last", None)
     if name in IMAGENET_MODELS:
-        options = {k: v for k, v in options.items() if k not in ("shakedrop", "shakedrop_last", "dropblock_size")}
+        options.pop("dropblock_size", None)  # timm picks DropBlock's block sizes per stage
     try:
         return _MODELS[name](num_classes=num_classes, **options)
     except TypeError as err:  # an option this model does not take

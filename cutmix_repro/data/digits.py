@@ -1,0 +1,58 @@
+"""scikit-learn's bundled handwritten digits (1,797 real 8×8 images, no download), resized to
+32×32 RGB so the CIFAR models and pipeline run on them: the offline quickstart's data set.
+
+The split is fixed (seeded by ``split_seed``, stratified by class): 80% train, 20% test.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .bundle import DataBundle
+from .tensor_loader import TensorLoader
+
+
+def load_digits_tensors(image_size: int = 32, test_fraction: float = 0.2, split_seed: int = 0):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8) in [0, 1]
+    images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    images = (images.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+    targets = torch.tensor(digits.target, dtype=torch.long)
+    generator = torch.Generator().manual_seed(split_seed)
+    test_mask = torch.zeros(len(targets), dtype=torch.bool)
+    for label in targets.unique():  # stratified split
+        idx = (targets == label).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        test_mask[idx[: round(len(idx) * test_fraction)]] = True
+    return images[~test_mask], targets[~test_mask], images[test_mask], targets[test_mask]
+
+
+def digits(
+    image_size: int = 32,
+    padding: int = 2,
+    hflip: bool = False,
+    *,
+    batch_size: int,
+    device="cpu",
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    drop_last: bool = False,
+    eval_batch_size: int | None = None,
+) -> DataBundle:
+    """Digits with a small random crop; no flips by default (a flipped 2 is not a 2)."""
+    train_x, train_y, test_x, test_y = load_digits_tensors(image_size)
+    mean = tuple((train_x.float() / 255).mean((0, 2, 3)).tolist())
+    std = tuple((train_x.float() / 255).std((0, 2, 3)).tolist())
+    common = dict(mean=mean, std=std, device=device, seed=seed, rank=rank, world_size=world_size)
+    return DataBundle(
+        name="digits",
+        train=TensorLoader(train_x, train_y, batch_size, train=True, padding=padding, hflip=hflip,
+                           drop_last=drop_last, **common),
+        val=TensorLoader(test_x, test_y, eval_batch_size or max(batch_size, 256), train=False, **common),
+        num_classes=10,
+        image_size=(image_size, image_size),
+    )

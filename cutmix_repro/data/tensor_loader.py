@@ -1,0 +1,92 @@
+"""A data set held as one uint8 tensor on the training device, augmented a batch at a time.
+
+Every epoch draws one permutation and every image's crop offset and flip from a generator
+seeded by (seed, epoch), so an epoch is the same whether or not the run was resumed. Every
+image is seen exactly once per epoch on one process; the last batch is partial unless
+``drop_last``. Under DDP each rank takes an equal, disjoint shard of the permutation (the
+remainder of N modulo the world size, at most world−1 images, sits out that epoch).
+Evaluation shards are rank::world, so every test image is counted exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .transforms import crop_flip, draw_crop_flip, normalize
+
+
+class TensorLoader:
+    def __init__(
+        self,
+        images: Tensor,
+        targets: Tensor,
+        batch_size: int,
+        mean,
+        std,
+        train: bool = True,
+        padding: int = 4,
+        hflip: bool = True,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} is invalid: must be >= 1")
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError("images must be a uint8 tensor of shape (N, C, H, W)")
+        if world_size > len(images):
+            raise ValueError(f"world_size={world_size} is invalid: larger than the {len(images)} images")
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        self.targets = targets.long().to(self.device)
+        self.batch_size, self.train = batch_size, train
+        self.padding, self.hflip = padding, hflip
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.drop_last = drop_last
+        c = images.shape[1]
+        self.mean = torch.tensor(mean, device=self.device).view(1, c, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, c, 1, 1)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def num_samples(self) -> int:
+        """Images this rank sees per pass."""
+        n = len(self.images)
+        if self.train:
+            return n // self.world_size
+        return len(range(self.rank, n, self.world_size))
+
+    def __len__(self) -> int:
+        n = self.num_samples
+        return n // self.batch_size if self.drop_last and self.train else math.ceil(n / self.batch_size)
+
+    def _indices(self, generator: torch.Generator) -> Tensor:
+        n = len(self.images)
+        if not self.train:
+            return torch.arange(self.rank, n, self.world_size)
+        perm = torch.randperm(n, generator=generator)
+        usable = n - n % self.world_size
+        return perm[:usable][self.rank :: self.world_size]
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        indices = self._indices(generator)
+        if self.train:
+            offsets, flips = draw_crop_flip(len(indices), self.padding, self.hflip, generator)
+            offsets, flips = offsets.to(self.device), flips.to(self.device)
+        indices = indices.to(self.device)
+        for step in range(len(self)):
+            sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            idx = indices[sl]
+            images = self.images[idx]
+            if self.train:
+                images = crop_flip(images, offsets[sl], flips[sl], self.padding)
+            yield normalize(images, self.mean, self.std), self.targets[idx]
