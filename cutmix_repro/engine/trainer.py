@@ -211,6 +211,7 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
         "model": cfg.model.get("name"),
         "model_options": _params(cfg.model, skip=("_target_", "name")),
         "regularizer": (choices or {}).get("regularizer", type(regularizer).__name__),
+        "regularizer_target": cfg.regularizer._target_,
         "regularizer_params": _params(cfg.regularizer),
         "label_smoothing": cfg.label_smoothing,
         "experiment": (choices or {}).get("experiment"),

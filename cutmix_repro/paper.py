@@ -1,0 +1,84 @@
+"""The paper's numbers (``paper_tables.yaml``) and how runs are matched to its rows.
+
+A row is keyed by the config that reproduces it: the table's experiment plus the row's Hydra
+overrides, composed with the project's own configs. A run matches a row when the run's
+resolved config, as recorded in its ``results.json``, has the same key.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+
+from .config_dir import config_dir
+
+TABLES = ("table3", "table4", "table5", "table6", "table7", "table8")
+FIGURES = ("figure3_alpha", "figure3_layers")
+
+
+@functools.lru_cache(maxsize=1)
+def load_tables() -> dict[str, Any]:
+    text = resources.files("cutmix_repro").joinpath("paper_tables.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _norm(value):
+    """Numbers as floats, one-element lists as their element, dicts sorted: comparable keys."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        items = [_norm(v) for v in value]
+        return items[0] if len(items) == 1 else items
+    return value
+
+
+def make_key(dataset: str, model: str, model_options: dict, regularizer_target: str, regularizer_params: dict,
+             label_smoothing: float, drop: tuple[str, ...] = ()) -> str:
+    """A canonical string for one setting; ``drop`` removes swept regularizer parameters."""
+    params = {k: v for k, v in regularizer_params.items() if k not in drop}
+    key = {"dataset": dataset, "model": model, "model_options": _norm(model_options),
+           "regularizer": {"target": regularizer_target, "params": _norm(params)},
+           "label_smoothing": _norm(label_smoothing)}
+    return json.dumps(key, sort_keys=True)
+
+
+def run_key(result: dict, drop: tuple[str, ...] = ()) -> str:
+    return make_key(result["dataset"], result["model"], result.get("model_options", {}),
+                    result.get("regularizer_target", ""), result.get("regularizer_params", {}),
+                    result.get("label_smoothing", 0.0), drop)
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose("train", overrides=list(overrides))
+
+
+def dataset_name(cfg) -> str:
+    return cfg.dataset.get("name") or cfg.dataset._target_.rsplit(".", 1)[-1]
+
+
+@functools.lru_cache(maxsize=256)
+def config_key(overrides: tuple[str, ...], drop: tuple[str, ...] = ()) -> str:
+    cfg = compose(list(overrides))
+    reg = OmegaConf.to_container(cfg.regularizer, resolve=True)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    target = reg.pop("_target_")
+    model_options = {k: v for k, v in model.items() if k not in ("_target_", "name")}
+    return make_key(dataset_name(cfg), model["name"], model_options, target, reg, cfg.label_smoothing, drop)
+
+
+def row_overrides(table: dict, row: dict) -> list[str]:
+    experiment = row.get("experiment", table["experiment"])
+    return [f"+experiment={experiment}", *row.get("overrides", table.get("overrides", []))]
