@@ -43,7 +43,14 @@ def find_results(paths: list[str]) -> list[tuple[Path, dict]]:
                     found[f.resolve()] = json.loads(f.read_text())
                 except (OSError, json.JSONDecodeError) as err:
                     print(f"warning: skipping {f}: {err}", file=sys.stderr)
-    return [(p.parent, r) for p, r in sorted(found.items())]
+    return [(_relative(p.parent), r) for p, r in sorted(found.items())]
+
+
+def _relative(path: Path) -> Path:
+    try:
+        return path.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def stats(values: list[float]) -> tuple[float, float | None]:

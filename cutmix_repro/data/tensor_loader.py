@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from .transforms import crop_flip, draw_crop_flip, normalize
+from .transforms import crop_flip_padded, draw_crop_flip, normalize
 
 
 class TensorLoader:
@@ -42,6 +43,9 @@ class TensorLoader:
         if world_size > len(images):
             raise ValueError(f"world_size={world_size} is invalid: larger than the {len(images)} images")
         self.device = torch.device(device)
+        self.height, self.width = images.shape[-2:]
+        if train and padding > 0:  # pad once, not every batch
+            images = F.pad(images, (padding, padding, padding, padding))
         self.images = images.to(self.device)
         self.targets = targets.long().to(self.device)
         self.batch_size, self.train = batch_size, train
@@ -88,5 +92,5 @@ class TensorLoader:
             idx = indices[sl]
             images = self.images[idx]
             if self.train:
-                images = crop_flip(images, offsets[sl], flips[sl], self.padding)
+                images = crop_flip_padded(images, offsets[sl], flips[sl], self.height, self.width)
             yield normalize(images, self.mean, self.std), self.targets[idx]

@@ -33,20 +33,27 @@ def draw_crop_flip(n: int, padding: int, hflip: bool, generator: torch.Generator
 
 
 def crop_flip(images: Tensor, offsets: Tensor, flips: Tensor, padding: int) -> Tensor:
-    """Random crop with zero padding and horizontal flip of a (N, C, H, W) batch in one gather.
+    """Random crop with zero padding and horizontal flip of a (N, C, H, W) batch.
 
     Same as torchvision's RandomCrop(H, padding) then RandomHorizontalFlip() given the same
     offsets (top, left) and flips; padding is with 0 before normalisation, as PIL does."""
-    n, c, h, w = images.shape
+    h, w = images.shape[-2:]
     if padding > 0:
         images = F.pad(images, (padding, padding, padding, padding))
-    dev = images.device
-    rows = offsets[:, 0:1].to(dev) + torch.arange(h, device=dev)  # (N, H)
-    cols = torch.arange(w, device=dev).expand(n, w)
-    cols = torch.where(flips.to(dev).view(n, 1), w - 1 - cols, cols) + offsets[:, 1:2].to(dev)  # (N, W)
-    batch = torch.arange(n, device=dev).view(n, 1, 1, 1)
-    chans = torch.arange(c, device=dev).view(1, c, 1, 1)
-    return images[batch, chans, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+    return crop_flip_padded(images, offsets, flips, h, w)
+
+
+def crop_flip_padded(padded: Tensor, offsets: Tensor, flips: Tensor, height: int, width: int) -> Tensor:
+    """Crop (height, width) windows at ``offsets`` from already padded images, flipping where
+    ``flips``: one ``torch.gather`` over the flattened pixels, no per-image Python."""
+    n, c, ph, pw = padded.shape
+    dev = padded.device
+    rows = offsets[:, 0:1].to(dev) + torch.arange(height, device=dev)  # (N, H)
+    cols = torch.arange(width, device=dev).expand(n, width)
+    cols = torch.where(flips.to(dev).view(n, 1), width - 1 - cols, cols) + offsets[:, 1:2].to(dev)  # (N, W)
+    flat = (rows.view(n, height, 1) * pw + cols.view(n, 1, width)).view(n, 1, height * width)
+    out = torch.gather(padded.reshape(n, c, ph * pw), 2, flat.expand(n, c, height * width))
+    return out.view(n, c, height, width)
 
 
 def normalize(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:

@@ -17,23 +17,35 @@ def topk_correct(logits: Tensor, targets: Tensor, ks=(1, 5)) -> Tensor:
 
 
 class Meter:
-    """Sums of loss, top-1/top-5 hits and sample counts, kept on the device (no syncs)."""
+    """Sums of loss, top-1 and top-5 hits on the device; the sample count on the host.
+
+    ``update`` never synchronises with the device; ``compute`` does (once, when read)."""
 
     def __init__(self, device):
-        self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss·n, top1, top5, n
+        self.device = torch.device(device)
+        self.sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss·n, top1 hits, top5 hits
+        self.count = 0
 
     def update(self, logits: Tensor, targets: Tensor, loss: Tensor | None = None) -> None:
         n = targets.shape[0]
-        hits = topk_correct(logits.detach(), targets)
-        loss_sum = loss.detach().double() * n if loss is not None else torch.zeros((), device=self.sums.device)
-        self.sums += torch.stack([loss_sum, hits[0].double(), hits[1].double(),
-                                  torch.tensor(float(n), device=self.sums.device, dtype=torch.float64)])
+        hits = topk_correct(logits.detach(), targets).double()
+        if loss is not None:
+            self.sums[0] += loss.detach().double() * n
+        self.sums[1:] += hits
+        self.count += n
+
+    def state(self) -> dict:
+        return {"sums": self.sums.cpu(), "count": self.count}
+
+    def load_state(self, state: dict) -> None:
+        self.sums = state["sums"].to(self.device, torch.float64)
+        self.count = int(state["count"])
 
     def compute(self, distributed: bool = True) -> dict[str, float]:
-        sums = self.sums.clone()
+        totals = torch.cat([self.sums, torch.tensor([float(self.count)], dtype=torch.float64).to(self.device)])
         if distributed:
-            all_reduce_sum(sums)
-        loss, top1, top5, n = sums.tolist()
-        n = max(n, 1.0)
+            all_reduce_sum(totals)
+        loss, top1, top5, n = totals.tolist()
+        count, n = int(n), max(n, 1.0)
         return {"loss": loss / n, "top1_err": 100.0 * (1 - top1 / n), "top5_err": 100.0 * (1 - top5 / n),
-                "count": int(sums[3].item())}
+                "count": count}

@@ -70,9 +70,13 @@ def check_mode(mode: str) -> str:
 
 
 def sample_beta(alpha: float, size: int | None = None) -> Tensor:
-    """λ ~ Beta(α, α) drawn on the CPU from torch's global generator (no device sync)."""
-    dist = torch.distributions.Beta(torch.tensor(alpha), torch.tensor(alpha))
-    return dist.sample(() if size is None else (size,))
+    """λ ~ Beta(α, α) drawn on the CPU from torch's global generator (no device sync).
+
+    As G₁/(G₁+G₂) with G ~ Gamma(α, 1), the construction ``torch.distributions.Beta`` uses
+    internally, without building a distribution object per batch (~60 µs)."""
+    gammas = torch._standard_gamma(torch.full((2, 1 if size is None else size), float(alpha), dtype=torch.float64))
+    lam = (gammas[0] / (gammas[0] + gammas[1])).float()
+    return lam[0] if size is None else lam
 
 
 def bernoulli(prob: float) -> bool:

@@ -1,0 +1,382 @@
+"""Benchmarks against what users would otherwise run, measured side by side in one process.
+
+``python -m cutmix_repro.bench [--quick] [--out results/bench]`` measures, each as a ratio:
+  1. the mixing op: our CutMix vs ``timm.data.Mixup`` (CutMix mode) vs
+     ``torchvision.transforms.v2.CutMix`` on 64×3×32×32 and 64×3×224×224 batches;
+  2. the CIFAR input pipeline: our on-device batched crop/flip vs torchvision's CIFAR data set
+     with the official PIL transforms in a DataLoader, in images/s;
+  3. trainer overhead: our full training step (CutMix, loss, metrics, logging) vs a bare
+     hand-written loop on the same model and batches, on the CPU;
+  4. on CUDA (when present): training images/s of PyramidNet-200 (CIFAR batches of 64) and
+     ResNet-50 (224×224 batches) for our step (bf16 autocast, channels_last, optionally
+     torch.compile) vs an official-style fp32 NCHW loop, achieved TFLOP/s, and the projected
+     wall time of a 300-epoch CIFAR run.
+It writes ``results/bench/<date>_<device>.md`` (date, machine, versions) and appends GPU
+throughput to ``results/bench/throughput.json`` for the reproduce scripts' estimates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import functools
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .engine.records import machine, package_versions
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_time(fn, repeats: int, warmup: int = 2, device="cpu") -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# 1. the mixing op ----------------------------------------------------------------------------
+def bench_mixing(shapes, repeats: int, device="cpu") -> list[dict]:
+    from timm.data import Mixup as TimmMixup
+    from torchvision.transforms import v2
+
+    from .regularizers import CutMix
+
+    rows = []
+    for shape in shapes:
+        x = torch.randn(*shape, device=device)
+        y = torch.randint(100, (shape[0],), device=device)
+        ours = CutMix(alpha=1.0, prob=1.0)
+        timm_mix = TimmMixup(mixup_alpha=0.0, cutmix_alpha=1.0, prob=1.0, mode="batch", label_smoothing=0.0,
+                             num_classes=100)
+        tv_mix = v2.CutMix(alpha=1.0, num_classes=100)
+        t_ours, t_timm, t_tv = (median_time(functools.partial(mixer, x, y), repeats, device=device)
+                                for mixer in (ours, timm_mix, tv_mix))
+        rows.append({"shape": "×".join(map(str, shape)), "ours_ms": 1e3 * t_ours, "timm_ms": 1e3 * t_timm,
+                     "torchvision_ms": 1e3 * t_tv, "ours_over_timm": t_ours / t_timm,
+                     "ours_over_torchvision": t_ours / t_tv})
+    return rows
+
+
+# 2. the CIFAR input pipeline -----------------------------------------------------------------
+def _write_cifar10(root: Path, num_images: int) -> None:
+    import pickle
+
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    per_batch = max(num_images // 5, 1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        n = per_batch if name != "test_batch" else 16
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                         "labels": rng.integers(0, 10, n).tolist()}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [str(i) for i in range(10)]}, f)
+
+
+def bench_cifar_pipeline(num_images: int, batch_size: int, workers: int, device="cpu") -> dict:
+    from torch.utils.data import DataLoader
+    from torchvision import transforms as T
+
+    from .data import cifar
+    from .data.transforms import CIFAR_MEAN, CIFAR_STD
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_cifar10(Path(tmp), num_images)
+        official = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                              T.Normalize(CIFAR_MEAN, CIFAR_STD)])
+        dataset = _unchecked_cifar10(tmp, official)  # torchvision's CIFAR10, MD5 check moved out
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
+                            persistent_workers=workers > 0)
+        n = len(dataset)
+
+        def torchvision_epoch():
+            for x, y in loader:
+                x.to(device), y.to(device)
+
+        ours = cifar("cifar10", root=tmp, download=False, verify_md5=False, batch_size=batch_size, device=device)
+
+        def ours_epoch():
+            for _ in ours.train:
+                pass
+            _sync(device)
+
+        t_tv = median_time(torchvision_epoch, repeats=2, warmup=1)
+        t_ours = median_time(ours_epoch, repeats=3, warmup=1, device=device)
+    return {"images": n, "batch_size": batch_size, "workers": workers, "ours_images_per_s": n / t_ours,
+            "torchvision_images_per_s": n / t_tv, "speedup": t_tv / t_ours}
+
+
+def _unchecked_cifar10(root, transform):
+    from .data.cifar import _CIFAR10
+
+    return _CIFAR10(root=root, train=True, transform=transform, download=False)
+
+
+# 3. trainer overhead ---------------------------------------------------------------------------
+def bench_trainer_overhead(model_name: str, model_kwargs: dict, batch_size: int, steps: int, rounds: int) -> dict:
+    from .engine.trainer import train_one_epoch
+    from .models import create_model
+    from .paper import compose
+    from .regularizers import CutMix
+
+    cfg = compose(["trainer.device=cpu", "trainer.progress=false", f"trainer.log_interval={10 * steps}"])
+    torch.manual_seed(0)
+    batches = [(torch.randn(batch_size, 3, 32, 32), torch.randint(10, (batch_size,))) for _ in range(steps)]
+    base = create_model(model_name, num_classes=10, **model_kwargs)
+    ours_model, bare_model = copy.deepcopy(base), copy.deepcopy(base)
+
+    def sgd(model):
+        return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+
+    ours_opt, bare_opt = sgd(ours_model), sgd(bare_model)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    regularizer = CutMix(alpha=1.0, prob=1.0)
+
+    def ours():
+        train_one_epoch(ours_model, batches, regularizer, ours_opt, scaler, cfg, torch.device("cpu"), 0, False)
+
+    def bare():
+        bare_model.train()
+        for x, y in batches:
+            loss = F.cross_entropy(bare_model(x), y)
+            bare_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            bare_opt.step()
+
+    ours(), bare()  # warm up both
+    t_ours, t_bare = [], []
+    for _ in range(rounds):  # interleaved, so drift in the machine's speed hits both alike
+        for fn, out in ((ours, t_ours), (bare, t_bare)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    ratio = statistics.median(a / b for a, b in zip(t_ours, t_bare))
+    return {"model": model_name, "batch_size": batch_size, "steps": steps, "rounds": rounds,
+            "ours_step_ms": 1e3 * statistics.median(t_ours) / steps,
+            "bare_step_ms": 1e3 * statistics.median(t_bare) / steps, "ratio": ratio}
+
+
+# 4. CUDA training throughput -------------------------------------------------------------------
+def forward_flops(model, shape) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(1, *shape, device=next(model.parameters()).device))
+    model.train(was_training)
+    return float(counter.get_total_flops())
+
+
+def _official_cutmix(x, y, alpha=1.0):
+    """The official code's per-batch CutMix (numpy λ and centre, torch permutation)."""
+    lam = np.random.beta(alpha, alpha)
+    perm = torch.randperm(x.size(0), device=x.device)
+    h, w = x.shape[2:]
+    cut = np.sqrt(1.0 - lam)
+    ch, cw = int(h * cut), int(w * cut)
+    cy, cx = np.random.randint(h), np.random.randint(w)
+    y1, y2 = np.clip(cy - ch // 2, 0, h), np.clip(cy + ch // 2, 0, h)
+    x1, x2 = np.clip(cx - cw // 2, 0, w), np.clip(cx + cw // 2, 0, w)
+    x[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
+    lam = 1 - (y2 - y1) * (x2 - x1) / (h * w)
+    return x, y, y[perm], lam
+
+
+def bench_cuda_training(model_name: str, num_classes: int, image: int, batch_size: int, steps: int,
+                        use_compile: bool, cifar_epoch_images: int = 50_000) -> dict:
+    from .engine.trainer import train_one_epoch
+    from .models import create_model
+    from .paper import compose
+    from .regularizers import CutMix
+
+    device = torch.device("cuda")
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+    batches = [(torch.randn(batch_size, 3, image, image, device=device),
+                torch.randint(num_classes, (batch_size,), device=device)) for _ in range(steps)]
+    model = create_model(model_name, num_classes=num_classes).to(device)
+    flops = forward_flops(model, (3, image, image))
+
+    def sgd(m):
+        return torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+
+    # official-style: fp32, NCHW, eager
+    official_model = copy.deepcopy(model)
+    official_opt = sgd(official_model)
+
+    def official():
+        official_model.train()
+        for x, y in batches:
+            x, ya, yb, lam = _official_cutmix(x, y)
+            out = official_model(x)
+            loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
+            official_opt.zero_grad()
+            loss.backward()
+            official_opt.step()
+
+    # ours: the real trainer step, bf16 autocast + channels_last (+ compile)
+    cfg = compose(["trainer.device=cuda", "trainer.amp=bf16", "trainer.channels_last=true", "trainer.progress=false",
+                   f"trainer.log_interval={10 * steps}"])
+    ours_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    ours_opt = sgd(ours_model)
+    run_model = torch.compile(ours_model) if use_compile else ours_model
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    regularizer = CutMix(alpha=1.0, prob=1.0)
+    compile_start = time.perf_counter()
+    train_one_epoch(run_model, batches[:3], regularizer, ours_opt, scaler, cfg, device, 0, False)
+    _sync(device)
+    warmup_s = time.perf_counter() - compile_start
+
+    def ours():
+        train_one_epoch(run_model, batches, regularizer, ours_opt, scaler, cfg, device, 0, False)
+
+    t_official = median_time(official, repeats=3, warmup=1, device=device)
+    t_ours = median_time(ours, repeats=3, warmup=1, device=device)
+    ours_ips = batch_size * steps / t_ours
+    official_ips = batch_size * steps / t_official
+    result = {"model": model_name, "image": image, "batch_size": batch_size, "compile": use_compile,
+              "ours_images_per_s": ours_ips, "official_images_per_s": official_ips,
+              "speedup": ours_ips / official_ips, "forward_gflop_per_image": flops / 1e9,
+              "ours_tflops": 3 * flops * ours_ips / 1e12, "official_tflops": 3 * flops * official_ips / 1e12,
+              "warmup_s": warmup_s}
+    if image == 32:  # a 300-epoch CIFAR run: 50k training images, plus 10k test images per epoch forward-only
+        seconds = 300 * (cifar_epoch_images / ours_ips + 10_000 / (3 * ours_ips))
+        result["projected_300_epoch_hours"] = seconds / 3600
+    return result
+
+
+# the report ------------------------------------------------------------------------------------
+def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> list[str]:
+    lines = ["| " + " | ".join(c[1] for c in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(format(row[c[0]], c[2]) for c in columns) + " |")
+    return lines
+
+
+def write_report(out: Path, results: dict, stamp: str, device_name: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Benchmarks, {stamp}", "", f"Device: **{device_name}**. Machine: `{json.dumps(machine())}`.",
+             f"Versions: `{json.dumps(package_versions())}`.", "",
+             f"Command: `python -m cutmix_repro.bench {' '.join(results['argv'])}`", ""]
+    if "mixing" in results:
+        lines += ["## 1. Mixing op (median time per call)", "",
+                  *_table(results["mixing"], [("shape", "batch", "s"), ("ours_ms", "ours (ms)", ".3f"),
+                                              ("timm_ms", "timm Mixup (ms)", ".3f"),
+                                              ("torchvision_ms", "torchvision v2 CutMix (ms)", ".3f"),
+                                              ("ours_over_timm", "ours / timm", ".3f"),
+                                              ("ours_over_torchvision", "ours / torchvision", ".3f")]),
+                  "", "Target: at 224×224, ours ≤ 0.5× timm's time.", ""]
+    if "pipeline" in results:
+        p = results["pipeline"]
+        lines += ["## 2. CIFAR input pipeline (one epoch)", "",
+                  *_table([p], [("images", "images", "d"), ("batch_size", "batch", "d"),
+                                ("workers", "DataLoader workers (torchvision)", "d"),
+                                ("ours_images_per_s", "ours (img/s)", ".0f"),
+                                ("torchvision_images_per_s", "torchvision + PIL (img/s)", ".0f"),
+                                ("speedup", "speed-up", ".1f")]),
+                  "", "Ours runs in the main process; target ≥ 10×.", ""]
+    if "overhead" in results:
+        lines += ["## 3. Trainer overhead on the CPU", "",
+                  *_table([results["overhead"]], [("model", "model", "s"), ("batch_size", "batch", "d"),
+                                                  ("ours_step_ms", "ours (ms/step)", ".1f"),
+                                                  ("bare_step_ms", "bare loop (ms/step)", ".1f"),
+                                                  ("ratio", "ours / bare", ".3f")]),
+                  "", "Ours includes CutMix, the mixed loss, device-side metrics and the NaN check; the bare loop "
+                  "is forward, cross-entropy, backward, SGD step. Median over interleaved rounds. Target ≤ 1.05×.", ""]
+    if results.get("cuda"):
+        lines += ["## 4. CUDA training throughput", "",
+                  *_table(results["cuda"], [("model", "model", "s"), ("batch_size", "batch", "d"),
+                                            ("compile", "compile", ""), ("ours_images_per_s", "ours (img/s)", ".0f"),
+                                            ("official_images_per_s", "official-style fp32 (img/s)", ".0f"),
+                                            ("speedup", "speed-up", ".2f"), ("ours_tflops", "ours TFLOP/s", ".1f"),
+                                            ("warmup_s", "warm-up/compile (s)", ".1f")]), ""]
+        for row in results["cuda"]:
+            if "projected_300_epoch_hours" in row:
+                lines.append(f"Projected 300-epoch CIFAR run, {row['model']}: "
+                             f"{row['projected_300_epoch_hours']:.2f} h (target < 2 h for PyramidNet-200).")
+        lines.append("")
+    elif "cuda_skipped" in results:
+        lines += ["## 4. CUDA training throughput", "", results["cuda_skipped"], ""]
+    path = out / f"{stamp.replace(' ', '_').replace(':', '')}_{device_name.replace(' ', '-')}.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def record_throughput(out: Path, rows: list[dict], device_name: str, date: str) -> None:
+    path = out / "throughput.json"
+    entries = json.loads(path.read_text()) if path.exists() else []
+    for row in rows:
+        entries.append({"model": row["model"], "data": "cifar" if row["image"] == 32 else "imagenet",
+                        "device": device_name, "date": date, "images_per_s": row["ours_images_per_s"],
+                        "batch_size": row["batch_size"], "compile": row["compile"]})
+    path.write_text(json.dumps(entries, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
+    parser.add_argument("--out", default="results/bench")
+    parser.add_argument("--only", default="mixing,pipeline,overhead,cuda")
+    parser.add_argument("--compile", action="store_true", help="torch.compile our model in the CUDA benchmark")
+    args = parser.parse_args(argv)
+    parts = set(args.only.split(","))
+    quick = args.quick
+    results: dict = {"argv": [] if argv is None else list(argv)}
+    stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    has_cuda = torch.cuda.is_available()
+    device_name = torch.cuda.get_device_name(0) if has_cuda and "cuda" in parts else "cpu"
+    if "mixing" in parts:
+        shapes = [(8, 3, 32, 32), (8, 3, 64, 64)] if quick else [(64, 3, 32, 32), (64, 3, 224, 224)]
+        results["mixing"] = bench_mixing(shapes, repeats=5 if quick else 50)
+        if has_cuda and "cuda" in parts:
+            results["mixing"] += [{**r, "shape": r["shape"] + " (cuda)"}
+                                  for r in bench_mixing(shapes, repeats=5 if quick else 50, device="cuda")]
+    if "pipeline" in parts:
+        workers = min(os.cpu_count() or 1, 2 if quick else 8)
+        results["pipeline"] = bench_cifar_pipeline(512 if quick else 10_000, 64, workers)
+    if "overhead" in parts:
+        results["overhead"] = (bench_trainer_overhead("cifar_resnet", {"depth": 8, "bottleneck": False}, 8, 2, 2)
+                               if quick else
+                               bench_trainer_overhead("cifar_resnet", {"depth": 20, "bottleneck": False}, 64, 10, 7))
+    if "cuda" in parts:
+        if not has_cuda:
+            results["cuda_skipped"] = "No CUDA device on this machine: skipped."
+        else:
+            steps = 3 if quick else 20
+            results["cuda"] = [bench_cuda_training("pyramidnet200", 100, 32, 64, steps, args.compile)]
+            for batch in (256, 128, 64):
+                try:
+                    results["cuda"].append(bench_cuda_training("resnet50", 1000, 224, batch, steps, args.compile))
+                    break
+                except torch.cuda.OutOfMemoryError:
+                    torch.cuda.empty_cache()
+            record_throughput(Path(args.out), results["cuda"], device_name, stamp[:10])
+    path = write_report(Path(args.out), results, stamp, device_name)
+    print(path.read_text())
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
