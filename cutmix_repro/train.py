@@ -8,14 +8,16 @@ config (``.hydra/``), ``train.log``, ``tb/`` (TensorBoard), ``results.json``, ``
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
 import sys
+import time
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .config_dir import GROUPS, config_dir, options
 
@@ -63,9 +65,40 @@ def check_composes(argv: list[str]) -> str | None:
     return None
 
 
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
 def fail(message: str) -> None:
-    print(message if message.startswith("error:") else f"error: {message}", file=sys.stderr)
+    """One line on stderr (from rank 0 only under torchrun) and exit status 2."""
+    if _rank() == 0:
+        print(message if message.startswith("error:") else f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def _run_time(fmt: str) -> str:
+    """``${cutmix_now:FORMAT}``: the launch time, the same on every DDP rank (rank 0's)."""
+    return dt.datetime.fromtimestamp(float(os.environ.get("CUTMIX_RUN_TIME", time.time()))).strftime(fmt)
+
+
+OmegaConf.register_new_resolver("cutmix_now", _run_time, replace=True)
+
+
+def _join_torchrun() -> None:
+    """Under torchrun, agree on one run directory before Hydra makes it: rank 0's launch time
+    is broadcast, and the other ranks write neither ``.hydra/`` nor a log file."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    stamp = [os.environ.get("CUTMIX_RUN_TIME", str(time.time()))]
+    dist.broadcast_object_list(stamp, src=0)
+    os.environ["CUTMIX_RUN_TIME"] = stamp[0]
+    if _rank() != 0:
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
@@ -78,8 +111,10 @@ def _run(cfg: DictConfig) -> float | None:
     except (ValueError, RuntimeError, OSError) as err:
         if os.environ.get("CUTMIX_DEBUG"):
             raise
-        log.error("%s", err)
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if _rank() == 0:
+            log.error("%s", message)
+        fail(message)
     return results.get("best_top1_err")
 
 
@@ -88,6 +123,7 @@ def main() -> None:
     message = check_group_overrides(argv) or check_composes(argv)
     if message:
         fail(message)
+    _join_torchrun()
     _run()
 
 

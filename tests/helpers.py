@@ -14,8 +14,8 @@ TINY_MODEL = ["model=cifar_resnet", "model.depth=8", "model.bottleneck=false"]
 FAST = ["trainer.progress=false", "trainer.device=cpu"]
 
 
-def train_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0"}
+def train_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", "cutmix_repro.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -4,9 +4,11 @@ workers and prefetching. Batches arrive on the device (non-blocking copies)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Sampler
 from torchvision import datasets
 
@@ -22,10 +24,10 @@ class ShardSampler(Sampler[int]):
 
     def __init__(self, size: int, train: bool, seed: int = 0, rank: int = 0, world_size: int = 1):
         self.size, self.train, self.seed = size, train, seed
-        self.rank, self.world_size, self.epoch = rank, world_size, 0
+        self.rank, self.world_size, self.epoch, self.skip = rank, world_size, 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
 
     def __iter__(self):
         if not self.train:
@@ -33,12 +35,25 @@ class ShardSampler(Sampler[int]):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         perm = torch.randperm(self.size, generator=g)
         usable = self.size - self.size % self.world_size
-        return iter(perm[:usable][self.rank :: self.world_size].tolist())
+        return iter(perm[:usable][self.rank :: self.world_size][self.skip :].tolist())
 
     def __len__(self) -> int:
         if self.train:
-            return self.size // self.world_size
+            return self.size // self.world_size - self.skip
         return len(range(self.rank, self.size, self.world_size))
+
+
+log = logging.getLogger("cutmix_repro")
+
+
+def load_rgb(path: str) -> Image.Image:
+    """ImageFolder's loader, with one clear error naming a file that is not a readable image."""
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"dataset.root: {path} is not a readable image ({type(err).__name__}); "
+                        "remove or replace it") from None
 
 
 class DeviceLoader:
@@ -47,19 +62,23 @@ class DeviceLoader:
     def __init__(self, loader: DataLoader, sampler: ShardSampler, device):
         self.loader, self.sampler, self.device = loader, sampler, torch.device(device)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start_step * self.loader.batch_size)
 
     @property
     def num_samples(self) -> int:
-        return len(self.sampler)
+        return len(self.sampler) + self.sampler.skip
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self):
-        for images, targets in self.loader:
-            yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+        try:
+            for images, targets in self.loader:
+                yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+        except DataError as err:  # from a worker: keep the original one-line message
+            lines = [line for line in str(err).splitlines() if "DataError: " in line]
+            raise DataError(lines[-1].split("DataError: ", 1)[1] if lines else str(err)) from None
 
 
 def _image_folder(path: Path, transform, key: str) -> datasets.ImageFolder:
@@ -67,9 +86,12 @@ def _image_folder(path: Path, transform, key: str) -> datasets.ImageFolder:
         raise DataError(f"{key}={str(path.parent)!r} is invalid: no folder {path.name}/ there "
                         "(ImageNet needs train/ and val/, one sub-folder per class)")
     try:
-        ds = datasets.ImageFolder(str(path), transform=transform, allow_empty=False)
+        ds = datasets.ImageFolder(str(path), transform=transform, loader=load_rgb, allow_empty=False)
     except FileNotFoundError as err:  # an empty class folder, or no class folders at all
         raise DataError(f"{key}={str(path.parent)!r}: {path.name}/ is unusable: {err}") from None
+    files = sum(1 for f in path.rglob("*") if f.is_file())
+    if files > len(ds.samples):
+        log.warning("%s: ignored %d files that are not images by their extension", path, files - len(ds.samples))
     return ds
 
 

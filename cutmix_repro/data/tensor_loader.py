@@ -55,10 +55,12 @@ class TensorLoader:
         c = images.shape[1]
         self.mean = torch.tensor(mean, device=self.device).view(1, c, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, c, 1, 1)
-        self.epoch = 0
+        self.epoch, self.start_step = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Draw epoch ``epoch``'s order and augmentation; skip its first ``start_step`` batches
+        (a run resumed mid-epoch continues exactly where it stopped)."""
+        self.epoch, self.start_step = epoch, start_step
 
     @property
     def num_samples(self) -> int:
@@ -69,6 +71,9 @@ class TensorLoader:
         return len(range(self.rank, n, self.world_size))
 
     def __len__(self) -> int:
+        return self._num_batches() - self.start_step
+
+    def _num_batches(self) -> int:
         n = self.num_samples
         return n // self.batch_size if self.drop_last and self.train else math.ceil(n / self.batch_size)
 
@@ -87,7 +92,7 @@ class TensorLoader:
             offsets, flips = draw_crop_flip(len(indices), self.padding, self.hflip, generator)
             offsets, flips = offsets.to(self.device), flips.to(self.device)
         indices = indices.to(self.device)
-        for step in range(len(self)):
+        for step in range(self.start_step, self._num_batches()):
             sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
             idx = indices[sl]
             images = self.images[idx]

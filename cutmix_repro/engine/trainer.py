@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 import time
@@ -26,9 +27,18 @@ from tqdm import tqdm
 from ..models import count_parameters
 from ..regularizers import mixed_cross_entropy
 from . import distributed
-from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_json
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_json,
+)
 from .metrics import Meter
 from .records import git_revision, machine, package_versions, summarize
+from .signals import StopRequest
 
 log = logging.getLogger("cutmix_repro")
 
@@ -66,17 +76,25 @@ def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     return choices[setting]
 
 
-def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, epoch, progress) -> dict:
-    """One pass over the training shard; metrics stay on the device until the epoch ends."""
+def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, epoch, progress,
+                    meter: Meter | None = None, start_step: int = 0, stop: StopRequest | None = None) -> dict:
+    """One pass over the training shard; metrics stay on the device until the epoch ends.
+
+    Returns the epoch's metrics, or ``{"interrupted": True, "step": k, "meter": ...}`` when a
+    stop was requested (checked after every step; under DDP every ``log_interval`` steps,
+    where all ranks agree). ``start_step``/``meter`` continue an epoch from a checkpoint."""
     model.train()
-    meter = Meter(device)
+    meter = meter or Meter(device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
     dtype = amp_dtype(cfg.trainer.amp, device)
     channels_last = _flag(cfg.trainer.channels_last, device)
+    log_interval = cfg.trainer.log_interval
+    distributed_run = distributed.world_size() > 1
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not progress, leave=False,
                dynamic_ncols=True)
-    start = time.perf_counter()
-    for step, (images, targets) in enumerate(bar):
+    start, count_before = time.perf_counter(), meter.count
+    step = start_step
+    for images, targets in bar:
         batch = regularizer(images, targets)
         inputs = batch.inputs.contiguous(memory_format=torch.channels_last) if channels_last else batch.inputs
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -88,18 +106,34 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, 
         scaler.update()
         meter.update(logits, batch.targets_a, loss)  # train error against each image's own label
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-        if (step + 1) % cfg.trainer.log_interval == 0:  # the only host-device syncs of the step
+        step += 1
+        if step % log_interval == 0:  # the only host-device syncs of the step
             _check_finite(first_bad, epoch)
             if progress:
                 m = meter.compute(distributed=False)
                 bar.set_postfix(loss=f"{m['loss']:.3f}", top1_err=f"{m['top1_err']:.1f}")
+        if stop is not None and _stop_agreed(stop, step, log_interval, distributed_run):
+            _check_finite(first_bad, epoch)
+            bar.close()
+            return {"interrupted": True, "step": step, "meter": meter}
     _check_finite(first_bad, epoch)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     metrics = meter.compute()
-    metrics["images_per_s"] = metrics["count"] / max(seconds, 1e-9)
+    images = (meter.count - count_before) * distributed.world_size()  # this call's images, all ranks
+    metrics["images_per_s"] = images / max(seconds, 1e-9)
     return metrics
+
+
+def _stop_agreed(stop: StopRequest, step: int, log_interval: int, distributed_run: bool) -> bool:
+    """A single process stops at once; DDP ranks agree (all-reduce) every ``log_interval`` steps."""
+    if not distributed_run:
+        return stop.requested
+    if step % log_interval:
+        return False
+    flag = torch.tensor([1.0 if stop.requested else 0.0], device=distributed.collective_device())
+    return bool(distributed.all_reduce_sum(flag).item() > 0)
 
 
 def _check_finite(first_bad: torch.Tensor, epoch: int) -> None:
@@ -129,15 +163,24 @@ def _flag(setting, device: torch.device) -> bool:
     return device.type == "cuda" if setting == "auto" else bool(setting)
 
 
-def check_run_dir(run_dir: Path, cfg: DictConfig) -> bool:
+def requeued() -> bool:
+    """SLURM sets SLURM_RESTART_COUNT when it requeues a job (preemption, submitit's timeout)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def check_run_dir(run_dir: Path, cfg: DictConfig, resume: bool) -> bool:
     """Refuse to overwrite a run unless told. Returns True when the run is already finished."""
     results, last = run_dir / "results.json", run_dir / "last.pt"
-    finished = results.exists() and '"status": "finished"' in results.read_text()
-    if cfg.trainer.resume:
+    try:
+        recorded = json_load(results) if results.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        recorded = {}
+    finished = recorded.get("status") == "finished" and recorded.get("epochs_done", 0) >= cfg.trainer.epochs
+    if resume:
         return finished
-    if finished or last.exists():
+    if recorded or last.exists():
         if not cfg.trainer.overwrite:
-            what = "a finished run" if finished else "an unfinished run"
+            what = "a finished run" if recorded.get("status") == "finished" else "an unfinished run"
             raise RunDirError(
                 f"hydra.run.dir={str(run_dir)!r} already holds {what}: pass trainer.resume=true to continue it "
                 "or trainer.overwrite=true to replace it"
@@ -153,16 +196,23 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     tcfg = cfg.trainer
     info, device = distributed.setup(tcfg.device)
     run_dir = Path(run_dir)
+    if not info.is_main:
+        log.setLevel(logging.WARNING)
     if tcfg.batch_size < 1:
         raise ValueError(f"trainer.batch_size={tcfg.batch_size!r} is invalid: must be >= 1")
     if tcfg.epochs < 1:
         raise ValueError(f"trainer.epochs={tcfg.epochs!r} is invalid: must be >= 1")
+    if tcfg.log_interval < 1:
+        raise ValueError(f"trainer.log_interval={tcfg.log_interval!r} is invalid: must be >= 1")
     if tcfg.batch_size % info.world_size:
         raise ValueError(f"trainer.batch_size={tcfg.batch_size} is invalid with {info.world_size} processes: "
                          "the global batch must be a multiple of the world size")
-    if check_run_dir(run_dir, cfg):
+    resume = bool(tcfg.resume) or requeued()
+    if check_run_dir(run_dir, cfg, resume):
         log.info("run in %s already finished its %d epochs; nothing to do", run_dir, tcfg.epochs)
         return json_load(run_dir / "results.json")
+    if info.is_main:
+        remove_stale_temporaries(run_dir)
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -182,18 +232,21 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
 
     meta = {"model": cfg.model.get("name"), "dataset": data.name, "num_classes": data.num_classes,
             "num_params": num_params}
-    start_epoch, history = 0, []
+    start_epoch, start_step, history, resumed_meter = 0, 0, [], None
     last_path = run_dir / "last.pt"
-    if tcfg.resume and last_path.exists():
+    if resume and last_path.exists():
         state = load_checkpoint(last_path, meta)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        start_epoch, history = state["epoch"], list(state["history"])
-        log.info("resumed from %s after epoch %d", last_path, start_epoch)
-    elif tcfg.resume:
+        set_rng_state(state["rng"], device)
+        start_epoch, start_step, history = state["epoch"], state.get("step", 0), list(state["history"])
+        if start_step:
+            resumed_meter = Meter(device)
+            resumed_meter.load_state(state["meter"])
+        log.info("resumed from %s at epoch %d, step %d", last_path, start_epoch + 1, start_step)
+    elif resume:
         log.info("no checkpoint in %s yet: starting fresh", run_dir)
 
     train_model = model
@@ -230,43 +283,73 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
         "git_revision": git_revision(),
         "machine": machine(),
     }
+
+    def checkpoint(epochs_done: int, step: int = 0, meter: Meter | None = None) -> dict:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epochs_done,
+                "step": step, "meter": meter.state() if meter else None, "rng": rng_state(device),
+                "history": history, "meta": meta}
+
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_epoch + 1) if info.is_main else None
     progress = bool(tcfg.progress) and info.is_main
-    if info.is_main:
-        log.info("%s | %s (%s parameters) | %s | %d epochs on %s x%d", data.name, cfg.model.get("name"),
-                 f"{num_params:,}", regularizer, tcfg.epochs, device, info.world_size)
+    log.info("%s | %s (%s parameters) | %s | %d epochs on %s x%d", data.name, cfg.model.get("name"),
+             f"{num_params:,}", regularizer, tcfg.epochs, device, info.world_size)
     wall_before = history[-1]["wall_time_s"] if history else 0.0
     started = time.perf_counter()
+    stop = StopRequest().install()
     try:
         for epoch in range(start_epoch, tcfg.epochs):
-            data.train.set_epoch(epoch)
+            skip = start_step if epoch == start_epoch else 0
+            data.train.set_epoch(epoch, skip)
             if hasattr(regularizer, "set_progress"):  # Table 8's scheduled probability
                 regularizer.set_progress(epoch / max(tcfg.epochs - 1, 1))
             lr = optimizer.param_groups[0]["lr"]
             train = train_one_epoch(train_model, data.train, regularizer, optimizer, scaler, cfg, device, epoch,
-                                    progress)
+                                    progress, meter=resumed_meter if skip else None, start_step=skip, stop=stop)
+            if train.get("interrupted"):
+                if info.is_main:
+                    save_checkpoint(last_path, checkpoint(epoch, train["step"], train["meter"]))
+                    record.update(status="interrupted", epochs_done=epoch, **summarize(history), history=history)
+                    write_json(run_dir / "results.json", record)
+                log.info("stopped by %s at epoch %d, step %d; checkpoint written to %s: run again with "
+                         "trainer.resume=true to continue", stop.name, epoch + 1, train["step"], last_path)
+                distributed.barrier()
+                stop.hand_over()
+                return record
+            distributed.broadcast_buffers(model)  # evaluate what rank 0 saves (BN statistics)
             val = evaluate(model, data.val, cfg, device)
             scheduler.step()
             entry = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_top1_err": train["top1_err"],
                      "val_loss": val["loss"], "val_top1_err": val["top1_err"], "val_top5_err": val["top5_err"],
                      "val_count": val["count"], "images_per_s": train["images_per_s"],
                      "wall_time_s": wall_before + time.perf_counter() - started}
+            if info.enabled:  # every rank's view of the same evaluation, to show they agree
+                entry["rank_val_top1_err"] = distributed.gather_floats(val["top1_err"])
             history.append(entry)
             if info.is_main:
                 _log_epoch(writer, entry)
-                is_best = summarize(history)["best_epoch"] == epoch + 1
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                         "epoch": epoch + 1, "rng": rng_state(), "history": history, "meta": meta}
-                if is_best:
-                    save_checkpoint(run_dir / "best.pt", state)
-                save_checkpoint(last_path, state)
+                if summarize(history)["best_epoch"] == epoch + 1:
+                    save_checkpoint(run_dir / "best.pt", checkpoint(epoch + 1))
+                save_checkpoint(last_path, checkpoint(epoch + 1))
                 done = epoch + 1 == tcfg.epochs
                 record.update(status="finished" if done else "running", epochs_done=epoch + 1,
                               wall_time_s=entry["wall_time_s"], **summarize(history), history=history)
                 write_json(run_dir / "results.json", record)
             distributed.barrier()
+        if info.enabled:
+            checksums = distributed.gather_floats(sum(float(p.detach().double().sum()) for p in model.parameters()))
+            if info.is_main:
+                record["rank_weight_checksums"] = checksums
+                write_json(run_dir / "results.json", record)
+    except TrainingDiverged as err:
+        good = f"{last_path} (after epoch {history[-1]['epoch']})" if history else "none (no epoch finished)"
+        message = f"{err}; training stopped, the last good checkpoint is {good}"
+        if info.is_main:
+            record.update(status="diverged", error=message, **summarize(history), history=history)
+            write_json(run_dir / "results.json", record)
+        raise TrainingDiverged(message) from None
     finally:
+        stop.restore()
         if writer is not None:
             if history and history[-1]["epoch"] == tcfg.epochs:
                 _log_hparams(writer, record)

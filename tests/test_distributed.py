@@ -1,0 +1,86 @@
+"""DDP through torchrun on the CPU (gloo): two ranks, one answer, every test image once."""
+
+import os
+import subprocess
+import sys
+
+import torch
+from helpers import results
+
+from cutmix_repro.data import synthetic
+from cutmix_repro.engine import evaluate
+from cutmix_repro.models import create_model
+from cutmix_repro.paper import compose
+
+DATA = ["dataset=synthetic", "dataset.train_size=64", "dataset.test_size=33", "model=cifar_resnet",
+        "model.depth=8", "model.bottleneck=false", "trainer.progress=false"]
+
+
+def torchrun(args, cwd, nproc=2, timeout=300):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc_per_node={nproc}", "-m", "cutmix_repro.train", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_two_ranks_agree_count_each_test_image_once_and_match_single_process_eval(tmp_path):
+    run = tmp_path / "run"
+    proc = torchrun([*DATA, "trainer.epochs=2", "trainer.batch_size=16", f"hydra.run.dir={run}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = results(run)
+    assert res["status"] == "finished" and res["world_size"] == 2
+    for entry in res["history"]:
+        assert entry["val_count"] == 33, "every image of an odd-sized test set exactly once"
+        assert entry["rank_val_top1_err"][0] == entry["rank_val_top1_err"][1] == entry["val_top1_err"]
+    assert res["rank_weight_checksums"][0] == res["rank_weight_checksums"][1]
+    # the errors equal a single-process evaluation of the checkpoint rank 0 wrote
+    state = torch.load(run / "last.pt", weights_only=True)
+    model = create_model("cifar_resnet", num_classes=10, depth=8, bottleneck=False)
+    model.load_state_dict(state["model"])
+    data = synthetic(train_size=64, test_size=33, batch_size=16)
+    val = evaluate(model, data.val, compose(["trainer.device=cpu"]), torch.device("cpu"))
+    assert val["count"] == 33
+    assert abs(val["top1_err"] - res["last_top1_err"]) < 1e-9
+    assert abs(val["top5_err"] - res["last_top5_err"]) < 1e-9
+    # only rank 0 wrote: one log, one Hydra folder, one TensorBoard writer
+    assert len(list((run / "tb").glob("events*"))) >= 1 and (run / ".hydra").is_dir()
+
+
+def test_world_size_larger_than_the_data_is_one_clear_error(tmp_path):
+    proc = torchrun(["dataset=synthetic", "dataset.train_size=1", "dataset.test_size=4", "trainer.epochs=1",
+                     "trainer.batch_size=2", "trainer.progress=false", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "world_size=2" in errors[0] and "1 images" in errors[0]
+
+
+def test_global_batch_not_divisible_by_world_size_is_refused(tmp_path):
+    proc = torchrun([*DATA, "trainer.epochs=1", "trainer.batch_size=15", f"hydra.run.dir={tmp_path / 'run'}"],
+                    tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1 and "trainer.batch_size=15" in errors[0]
+
+
+def test_slurm_launcher_config_composes_with_requeue_settings(tmp_path):
+    from helpers import train_cli
+
+    proc = train_cli(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "--cfg", "hydra"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for needle in ("SlurmLauncher", "partition: gpu", "max_num_timeout: 20", "signal_delay_s: 300",
+                   "gpus_per_node: 1", "timeout_min: 4320"):
+        assert needle in proc.stdout, needle
+
+
+def test_a_requeued_slurm_job_resumes_by_itself(tmp_path):
+    from helpers import train_cli
+
+    run = tmp_path / "run"
+    args = [*DATA, "trainer.batch_size=16", f"hydra.run.dir={run}"]
+    assert train_cli([*args, "trainer.epochs=1"], tmp_path).returncode == 0
+    refused = train_cli([*args, "trainer.epochs=2"], tmp_path)
+    assert refused.returncode == 2  # a plain rerun never overwrites
+    requeued = train_cli([*args, "trainer.epochs=2"], tmp_path, env={"SLURM_RESTART_COUNT": "1"})
+    assert requeued.returncode == 0, requeued.stderr
+    res = results(run)
+    assert res["epochs_done"] == 2 and [h["epoch"] for h in res["history"]] == [1, 2]
+    assert "resumed from" in (run / "train.log").read_text()
