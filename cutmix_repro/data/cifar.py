@@ -13,7 +13,7 @@ from torchvision import datasets
 from torchvision.datasets.utils import check_integrity
 
 from .bundle import DataBundle, DataError
-from .tensor_loader import TensorLoader
+from .tensor_loader import tensor_bundle
 from .transforms import CIFAR_MEAN, CIFAR_STD
 
 log = logging.getLogger("cutmix_repro")
@@ -90,25 +90,11 @@ def cifar(
     verify_md5: bool = True,
     padding: int = 4,
     hflip: bool = True,
-    *,
-    batch_size: int,
-    device="cpu",
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    drop_last: bool = False,
-    eval_batch_size: int | None = None,
+    **loader,
 ) -> DataBundle:
-    """CIFAR with the paper's recipe: crop 32 with padding 4, flip, normalise; test on raw images."""
-    if rank == 0 and download:
+    """CIFAR with the paper's recipe: crop 32 with padding 4, flip, normalise; test on raw images.
+    ``loader``: batch_size, device, seed, rank, world_size, … (see ``tensor_bundle``)."""
+    if loader.get("rank", 0) == 0 and download:
         Path(root).mkdir(parents=True, exist_ok=True)
-    train_x, train_y, test_x, test_y = load_cifar(name, root, download, verify_md5)
-    common = dict(mean=CIFAR_MEAN, std=CIFAR_STD, device=device, seed=seed, rank=rank, world_size=world_size)
-    return DataBundle(
-        name=name,
-        train=TensorLoader(train_x, train_y, batch_size, train=True, padding=padding, hflip=hflip,
-                           drop_last=drop_last, **common),
-        val=TensorLoader(test_x, test_y, eval_batch_size or max(batch_size, 256), train=False, **common),
-        num_classes=_DATASETS[name][1],
-        image_size=(32, 32),
-    )
+    splits = load_cifar(name, root, download, verify_md5)
+    return tensor_bundle(name, splits, _DATASETS[name][1], CIFAR_MEAN, CIFAR_STD, padding, hflip, **loader)

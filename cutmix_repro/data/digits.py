@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .bundle import DataBundle
-from .tensor_loader import TensorLoader
+from .tensor_loader import tensor_bundle
 
 
 def load_digits_tensors(image_size: int = 32, test_fraction: float = 0.2, split_seed: int = 0):
@@ -30,29 +30,10 @@ def load_digits_tensors(image_size: int = 32, test_fraction: float = 0.2, split_
     return images[~test_mask], targets[~test_mask], images[test_mask], targets[test_mask]
 
 
-def digits(
-    image_size: int = 32,
-    padding: int = 2,
-    hflip: bool = False,
-    *,
-    batch_size: int,
-    device="cpu",
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    drop_last: bool = False,
-    eval_batch_size: int | None = None,
-) -> DataBundle:
-    """Digits with a small random crop; no flips by default (a flipped 2 is not a 2)."""
-    train_x, train_y, test_x, test_y = load_digits_tensors(image_size)
-    mean = tuple((train_x.float() / 255).mean((0, 2, 3)).tolist())
-    std = tuple((train_x.float() / 255).std((0, 2, 3)).tolist())
-    common = dict(mean=mean, std=std, device=device, seed=seed, rank=rank, world_size=world_size)
-    return DataBundle(
-        name="digits",
-        train=TensorLoader(train_x, train_y, batch_size, train=True, padding=padding, hflip=hflip,
-                           drop_last=drop_last, **common),
-        val=TensorLoader(test_x, test_y, eval_batch_size or max(batch_size, 256), train=False, **common),
-        num_classes=10,
-        image_size=(image_size, image_size),
-    )
+def digits(image_size: int = 32, padding: int = 2, hflip: bool = False, **loader) -> DataBundle:
+    """Digits with a small random crop; no flips by default (a flipped 2 is not a 2).
+    ``loader``: batch_size, device, seed, rank, world_size, … (see ``tensor_bundle``)."""
+    splits = load_digits_tensors(image_size)
+    train = splits[0].float() / 255
+    mean, std = tuple(train.mean((0, 2, 3)).tolist()), tuple(train.std((0, 2, 3)).tolist())
+    return tensor_bundle("digits", splits, 10, mean, std, padding, hflip, **loader)

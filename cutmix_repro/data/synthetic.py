@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .bundle import DataBundle, DataError
-from .tensor_loader import TensorLoader
+from .tensor_loader import tensor_bundle
 
 
 def make_synthetic(num_classes: int, train_size: int, test_size: int, image_size: int, channels: int,
@@ -38,28 +38,13 @@ def synthetic(
     data_seed: int = 0,
     padding: int = 4,
     hflip: bool = True,
-    *,
-    batch_size: int,
-    device="cpu",
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    drop_last: bool = False,
-    eval_batch_size: int | None = None,
+    **loader,
 ) -> DataBundle:
+    """``loader``: batch_size, device, seed, rank, world_size, … (see ``tensor_bundle``)."""
     for key, value in (("num_classes", num_classes), ("train_size", train_size), ("test_size", test_size),
                        ("image_size", image_size), ("channels", channels)):
         if value < 1:
             raise DataError(f"dataset.{key}={value!r} is invalid: must be >= 1")
-    train_x, train_y, test_x, test_y = make_synthetic(num_classes, train_size, test_size, image_size, channels,
-                                                      noise, data_seed)
+    splits = make_synthetic(num_classes, train_size, test_size, image_size, channels, noise, data_seed)
     half = (0.5,) * channels
-    common = dict(mean=half, std=half, device=device, seed=seed, rank=rank, world_size=world_size)
-    return DataBundle(
-        name="synthetic",
-        train=TensorLoader(train_x, train_y, batch_size, train=True, padding=padding, hflip=hflip,
-                           drop_last=drop_last, **common),
-        val=TensorLoader(test_x, test_y, eval_batch_size or max(batch_size, 256), train=False, **common),
-        num_classes=num_classes,
-        image_size=(image_size, image_size),
-    )
+    return tensor_bundle("synthetic", splits, num_classes, half, half, padding, hflip, **loader)

@@ -99,3 +99,37 @@ class TensorLoader:
             if self.train:
                 images = crop_flip_padded(images, offsets[sl], flips[sl], self.height, self.width)
             yield normalize(images, self.mean, self.std), self.targets[idx]
+
+
+def tensor_bundle(
+    name: str,
+    splits: tuple[Tensor, Tensor, Tensor, Tensor],
+    num_classes: int,
+    mean,
+    std,
+    padding: int,
+    hflip: bool,
+    *,
+    batch_size: int,
+    device="cpu",
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    drop_last: bool = False,
+    eval_batch_size: int | None = None,
+):
+    """A ``DataBundle`` of two ``TensorLoader``s: augmented training batches and raw test
+    batches (``eval_batch_size``, by default max(batch_size, 256)). The keyword arguments
+    are what the trainer passes to every data set factory."""
+    from .bundle import DataBundle
+
+    train_x, train_y, test_x, test_y = splits
+    common = dict(mean=mean, std=std, device=device, seed=seed, rank=rank, world_size=world_size)
+    return DataBundle(
+        name=name,
+        train=TensorLoader(train_x, train_y, batch_size, train=True, padding=padding, hflip=hflip,
+                           drop_last=drop_last, **common),
+        val=TensorLoader(test_x, test_y, eval_batch_size or max(batch_size, 256), train=False, **common),
+        num_classes=num_classes,
+        image_size=tuple(train_x.shape[-2:]),
+    )
