@@ -106,6 +106,8 @@ def _run(cfg: DictConfig) -> float | None:
     from .engine import fit  # after Hydra has parsed the command line: --help stays fast
 
     runtime = HydraConfig.get().runtime
+    from .engine import distributed
+
     try:
         results = fit(cfg, runtime.output_dir, dict(runtime.choices))
     except (ValueError, RuntimeError, OSError) as err:
@@ -115,6 +117,10 @@ def _run(cfg: DictConfig) -> float | None:
         if _rank() == 0:
             log.error("%s", message)
         fail(message)
+    finally:
+        distributed.teardown()
+    if results.get("status") == "interrupted":
+        sys.exit(0)  # stopped by a signal: checkpoint written; start no further job of a sweep
     return results.get("best_top1_err")
 
 
