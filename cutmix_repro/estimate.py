@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print("estimate: none — " + "; ".join(n for n in notes if n.startswith("no measured")))
     else:
         print(f"estimate: {hours:.1f} GPU-hours ({'; '.join(notes)})")
-    return 0 if math.isfinite(total) else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -28,8 +28,7 @@ _MODELS = {
     "resnext101_32x4d": partial(TimmResNet, "resnext101_32x4d"),
 }
 
-# Which models run on 32×32 CIFAR-sized images and which on 224×224 ImageNet crops.
-CIFAR_MODELS = ("cifar_resnet", "pyramidnet", "resnet110", "pyramidnet110", "pyramidnet200")
+# The timm models (ImageNet, 224×224 crops); the others are the CIFAR designs written here.
 IMAGENET_MODELS = ("resnet50", "resnet101", "resnext101_32x4d")
 
 
