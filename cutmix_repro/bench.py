@@ -240,7 +240,9 @@ def bench_cuda_training(model_name: str, num_classes: int, image: int, batch_siz
                    f"trainer.log_interval={10 * steps}"])
     ours_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     ours_opt = sgd(ours_model)
-    run_model = torch.compile(ours_model) if use_compile else ours_model
+    if use_compile:
+        ours_model.compile_stages()  # as the trainer does with trainer.compile=true
+    run_model = ours_model
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     regularizer = CutMix(alpha=1.0, prob=1.0)
     compile_start = time.perf_counter()

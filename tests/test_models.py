@@ -100,3 +100,15 @@ def test_stochastic_depth_and_dropblock_options_build_every_table5_row():
             assert torch.equal(model(torch.ones(1, 3, 32, 32)), model(torch.ones(1, 3, 32, 32)))
     timm_sd = create_model("resnet50", 10, drop_path_rate=0.1, dropblock=True)
     assert any(isinstance(m, DropPath) for m in timm_sd.modules())
+
+
+def test_compile_stages_compiles_each_stage_in_place_and_keeps_state_dict_keys():
+    model = create_model("pyramidnet", 10, depth=11, alpha=12)
+    keys = list(model.state_dict())
+    model.compile_stages()
+    assert all(stage._compiled_call_impl is not None for stage in model.stages)
+    assert model.stem._compiled_call_impl is not None
+    assert list(model.state_dict()) == keys, "checkpoints stay loadable without compile"
+    timm_model = create_model("resnet50", 10)
+    timm_model.compile_stages()
+    assert timm_model.net.layer4._compiled_call_impl is not None

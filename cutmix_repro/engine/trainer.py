@@ -252,11 +252,14 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     train_model = model
     if tcfg.sync_bn and info.enabled:
         train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if tcfg.compile:  # per stage, in place: state_dict keys and feature mixing unchanged
+        if hasattr(model, "compile_stages"):
+            model.compile_stages()
+        else:
+            model.compile()
     if info.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
-    if tcfg.compile:
-        train_model = torch.compile(train_model)
 
     record = {
         "status": "running",

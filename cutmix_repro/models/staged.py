@@ -22,6 +22,13 @@ class StagedNet(nn.Module):
     def forward_head(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def compile_stages(self, **options) -> None:
+        """``torch.compile`` the stem and each stage in place. The few lines between them, where
+        feature-level mixing happens, stay eager: a new ``mix_fn`` every batch recompiles nothing."""
+        for block in self.feature_blocks():
+            if isinstance(block, nn.Module):
+                block.compile(**options)
+
     def forward(
         self,
         x: Tensor,
