@@ -111,4 +111,4 @@ def test_compile_stages_compiles_each_stage_in_place_and_keeps_state_dict_keys()
     assert list(model.state_dict()) == keys, "checkpoints stay loadable without compile"
     timm_model = create_model("resnet50", 10)
     timm_model.compile_stages()
-    assert timm_model.net.layer4._compiled_call_impl is not None
+    assert timm_model.net.layer4._compiled_call_impl is not None and timm_model.stem._compiled_call_impl is not None

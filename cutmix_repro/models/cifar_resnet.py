@@ -91,15 +91,8 @@ class CifarResNet(StagedNet):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
         self.num_features = cin
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, num_classes)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
         _init_weights(self)
-
-    def feature_blocks(self):
-        return [self.stem, *self.stages]
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(x).flatten(1))
 
 
 def _init_weights(model: nn.Module) -> None:

@@ -10,7 +10,6 @@ PyramidNet-200 (α̃=240) has 26,844,952 parameters with 100 classes, PyramidNet
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -112,12 +111,6 @@ class PyramidNet(StagedNet):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
         self.num_features = cin
-        self.final = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True))
-        self.fc = nn.Linear(cin, num_classes)
+        self.head = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(cin, num_classes))
         _init_weights(self)
-
-    def feature_blocks(self):
-        return [self.stem, *self.stages]
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.fc(torch.flatten(self.final(x).mean((2, 3)), 1))

@@ -1,4 +1,4 @@
-"""The one structure every model exposes: stem → stages → head.
+"""The one structure every model exposes: ``stem`` → ``stages`` → ``head``.
 
 Feature-level mixing (paper §4, Figure 3 right) needs to reach a feature map inside any
 network at the same place: index 0 = the input, 1 = after the stem, 2 = after stage 1,
@@ -14,13 +14,18 @@ from torch import Tensor, nn
 
 
 class StagedNet(nn.Module):
-    """Base class: subclasses give ``feature_blocks()`` (stem first) and ``forward_head``."""
+    """Base class: subclasses define ``stem``, ``stages`` (a sequence) and ``head``."""
 
-    def feature_blocks(self) -> Sequence[Callable[[Tensor], Tensor]]:
-        raise NotImplementedError
+    stem: Callable[[Tensor], Tensor]
+    stages: Sequence[Callable[[Tensor], Tensor]]
+    head: Callable[[Tensor], Tensor]
+
+    def feature_blocks(self) -> list[Callable[[Tensor], Tensor]]:
+        """The blocks whose outputs are feature indices 1, 2, …: the stem, then each stage."""
+        return [self.stem, *self.stages]
 
     def forward_head(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        return self.head(x)
 
     def compile_stages(self, **options) -> None:
         """``torch.compile`` the stem and each stage in place. The few lines between them, where
@@ -41,4 +46,4 @@ class StagedNet(nn.Module):
             x = block(x)
             if index == mix_layer:
                 x = mix_fn(x)
-        return self.forward_head(x)
+        return self.head(x)

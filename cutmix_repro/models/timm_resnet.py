@@ -10,7 +10,7 @@ timm's conv-bn-ReLU-maxpool, so feature index 1 is after the max-pool.
 from __future__ import annotations
 
 import timm
-from torch import Tensor
+from torch import Tensor, nn
 
 from .staged import StagedNet
 
@@ -36,13 +36,18 @@ class TimmResNet(StagedNet):
         )
         self.num_features = self.net.num_features
 
-    def _stem(self, x: Tensor) -> Tensor:
-        net = self.net
-        return net.maxpool(net.act1(net.bn1(net.conv1(x))))
+    # Views of timm's modules, kept out of the module tree (object.__setattr__) so that
+    # parameters and state_dict keys stay timm's own.
+    @property
+    def stem(self) -> nn.Sequential:
+        if "_stem_view" not in self.__dict__:
+            net = self.net
+            object.__setattr__(self, "_stem_view", nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool))
+        return self.__dict__["_stem_view"]
 
-    def feature_blocks(self):
-        net = self.net
-        return [self._stem, net.layer1, net.layer2, net.layer3, net.layer4]
+    @property
+    def stages(self) -> list[nn.Module]:
+        return [self.net.layer1, self.net.layer2, self.net.layer3, self.net.layer4]
 
-    def forward_head(self, x: Tensor) -> Tensor:
+    def head(self, x: Tensor) -> Tensor:
         return self.net.forward_head(x)
