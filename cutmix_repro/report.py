@@ -264,10 +264,11 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         for label, n, mean in rows:
             print(f"    {label:<45} best top-1 {mean:6.2f}  (n={n})")
     if summary["unmatched"]:
-        print("  runs matching no paper row (best top-1 / last top-1):")
+        print("  runs matching no paper row (top-1 error, %):")
+        print(f"    {'dataset':<9} {'model':<14} {'regularizer':<28} {'epochs':>6}  {'best (mean ± std, n)':<22} last")
         for row in summary["unmatched"]:
             regularizer = f"{row[2]} {row[3]}" if row[3] != "—" else row[2]
-            print(f"    {row[0]:<9} {row[1]:<14} {regularizer:<28} {row[4]:>4} ep  {row[5]:<20} {row[6]}")
+            print(f"    {row[0]:<9} {row[1]:<14} {regularizer:<28} {row[4]:>6}  {row[5]:<22} {row[6]}")
 
 
 def main(argv: list[str] | None = None) -> int:
