@@ -84,3 +84,32 @@ def test_a_requeued_slurm_job_resumes_by_itself(tmp_path):
     res = results(run)
     assert res["epochs_done"] == 2 and [h["epoch"] for h in res["history"]] == [1, 2]
     assert "resumed from" in (run / "train.log").read_text()
+
+
+def test_sigterm_under_torchrun_stops_all_ranks_at_one_step_and_resumes_exactly(tmp_path):
+    import signal
+    import time
+
+    args = ["dataset=synthetic", "dataset.train_size=512", "dataset.test_size=33", "model=cifar_resnet",
+            "model.depth=14", "model.bottleneck=false", "trainer.epochs=8", "trainer.batch_size=32",
+            "trainer.progress=false"]
+    reference = tmp_path / "reference"
+    assert torchrun([*args, f"hydra.run.dir={reference}"], tmp_path).returncode == 0
+    run = tmp_path / "run"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    agent = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                              "-m", "cutmix_repro.train", *args, f"hydra.run.dir={run}"], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, deadline = run / "train.log", time.time() + 120
+    while time.time() < deadline and not (log.exists() and "epoch 2 |" in log.read_text()):
+        time.sleep(0.05)
+    agent.send_signal(signal.SIGTERM)  # torchrun forwards it to both ranks
+    agent.wait(timeout=120)
+    assert results(run)["status"] == "interrupted", "the ranks agreed to stop and checkpointed"
+    resumed = torchrun([*args, "trainer.resume=true", f"hydra.run.dir={run}"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = torch.load(run / "last.pt", weights_only=True)["model"]
+    b = torch.load(reference / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    errors = [[h["val_top1_err"] for h in results(r)["history"]] for r in (run, reference)]
+    assert errors[0] == errors[1]

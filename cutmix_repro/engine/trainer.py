@@ -81,8 +81,8 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, 
     """One pass over the training shard; metrics stay on the device until the epoch ends.
 
     Returns the epoch's metrics, or ``{"interrupted": True, "step": k, "meter": ...}`` when a
-    stop was requested (checked after every step; under DDP every ``log_interval`` steps,
-    where all ranks agree). ``start_step``/``meter`` continue an epoch from a checkpoint."""
+    stop was requested (checked after every step; under DDP every few steps, where all ranks
+    agree). ``start_step``/``meter`` continue an epoch from a checkpoint."""
     model.train()
     meter = meter or Meter(device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
@@ -93,7 +93,7 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, 
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not progress, leave=False,
                dynamic_ncols=True)
     start, count_before = time.perf_counter(), meter.count
-    step = start_step
+    step, last_step = start_step, start_step + len(loader)
     for images, targets in bar:
         batch = regularizer(images, targets)
         inputs = batch.inputs.contiguous(memory_format=torch.channels_last) if channels_last else batch.inputs
@@ -112,7 +112,7 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, 
             if progress:
                 m = meter.compute(distributed=False)
                 bar.set_postfix(loss=f"{m['loss']:.3f}", top1_err=f"{m['top1_err']:.1f}")
-        if stop is not None and _stop_agreed(stop, step, log_interval, distributed_run):
+        if stop is not None and _stop_agreed(stop, step, step == last_step, distributed_run):
             _check_finite(first_bad, epoch)
             bar.close()
             return {"interrupted": True, "step": step, "meter": meter}
@@ -126,11 +126,15 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, 
     return metrics
 
 
-def _stop_agreed(stop: StopRequest, step: int, log_interval: int, distributed_run: bool) -> bool:
-    """A single process stops at once; DDP ranks agree (all-reduce) every ``log_interval`` steps."""
+STOP_CHECK_EVERY = 10  # steps between DDP ranks' agreement on a stop request (one tiny all-reduce)
+
+
+def _stop_agreed(stop: StopRequest, step: int, last_step: bool, distributed_run: bool) -> bool:
+    """A single process stops at once; DDP ranks agree (all-reduce) every few steps and at the
+    end of the epoch, so that all of them stop after the same step."""
     if not distributed_run:
         return stop.requested
-    if step % log_interval:
+    if step % STOP_CHECK_EVERY and not last_step:
         return False
     flag = torch.tensor([1.0 if stop.requested else 0.0], device=distributed.collective_device())
     return bool(distributed.all_reduce_sum(flag).item() > 0)
