@@ -69,12 +69,13 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def sample_beta(alpha: float, size: int | None = None) -> Tensor:
-    """λ ~ Beta(α, α) drawn on the CPU from torch's global generator (no device sync).
+def sample_beta(alpha: float, size: int | None = None, device=None) -> Tensor:
+    """λ ~ Beta(α, α) from torch's generator of ``device`` (the CPU by default: no device sync).
 
     As G₁/(G₁+G₂) with G ~ Gamma(α, 1), the construction ``torch.distributions.Beta`` uses
     internally, without building a distribution object per batch (~60 µs)."""
-    gammas = torch._standard_gamma(torch.full((2, 1 if size is None else size), float(alpha), dtype=torch.float64))
+    shape = (2, 1 if size is None else size)
+    gammas = torch._standard_gamma(torch.full(shape, float(alpha), dtype=torch.float64, device=device))
     lam = (gammas[0] / (gammas[0] + gammas[1])).float()
     return lam[0] if size is None else lam
 

@@ -144,30 +144,29 @@ class CutMix:
         return lam
 
     def _mix_elem(self, x: Tensor, y: Tensor) -> MixedBatch:
+        """Per-sample decision, λ, box and partner; every draw is made on the batch's device."""
         n, _, height, width = x.shape
         dev = x.device
-        mixed = torch.rand(n) < self.current_prob
-        lam = sample_beta(self.alpha, n)
+        mixed = torch.rand(n, device=dev) < self.current_prob
+        lam = sample_beta(self.alpha, n, device=dev)
         if self.box_size is not None:
-            cut_h = torch.full((n,), min(self.box_size, height))
-            cut_w = torch.full((n,), min(self.box_size, width))
+            cut_h = torch.full((n,), min(self.box_size, height), device=dev)
+            cut_w = torch.full((n,), min(self.box_size, width), device=dev)
         else:
             cut = torch.sqrt(1.0 - lam)
             cut_h, cut_w = (height * cut).long(), (width * cut).long()
         if self.center == "uniform":
-            c = torch.randint(0, height * width, (n,))
+            c = torch.randint(0, height * width, (n,), device=dev)
             cy, cx = c // width, c % width
         else:
-            g = torch.randn(2, n)
+            g = torch.randn(2, n, device=dev)
             cy = (height / 2 + g[0] * self.center_std * height).round().long().clamp(0, height - 1)
             cx = (width / 2 + g[1] * self.center_std * width).round().long().clamp(0, width - 1)
-        y1 = (cy - cut_h // 2).clamp(0, height)
-        y2 = (cy + cut_h // 2).clamp(0, height)
-        x1 = (cx - cut_w // 2).clamp(0, width)
-        x2 = (cx + cut_w // 2).clamp(0, width)
-        zero = torch.zeros_like(y1)
-        y2, x2 = torch.where(mixed, y2, zero), torch.where(mixed, x2, zero)
-        y1, x1 = torch.where(mixed, y1, zero), torch.where(mixed, x1, zero)
+        zero = torch.zeros_like(cy)  # an unmixed sample gets an empty box
+        y1 = torch.where(mixed, (cy - cut_h // 2).clamp(0, height), zero)
+        y2 = torch.where(mixed, (cy + cut_h // 2).clamp(0, height), zero)
+        x1 = torch.where(mixed, (cx - cut_w // 2).clamp(0, width), zero)
+        x2 = torch.where(mixed, (cx + cut_w // 2).clamp(0, width), zero)
         if self.box_size is not None:
             lam = 1.0 - (cut_h * cut_w).float() / (height * width)
         if self.correct_lam:
@@ -176,10 +175,10 @@ class CutMix:
         perm = torch.randperm(n, device=dev)
         rows = torch.arange(height, device=dev).view(1, height, 1)
         cols = torch.arange(width, device=dev).view(1, 1, width)
-        y1, y2, x1, x2 = (t.to(dev).view(n, 1, 1) for t in (y1, y2, x1, x2))
+        y1, y2, x1, x2 = (t.view(n, 1, 1) for t in (y1, y2, x1, x2))
         mask = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
         out = torch.where(mask.unsqueeze(1), x[perm], x)
-        return MixedBatch(out, y, y[perm], self._label_lam(lam.to(dev)))
+        return MixedBatch(out, y, y[perm], self._label_lam(lam))
 
     def __repr__(self) -> str:
         return (

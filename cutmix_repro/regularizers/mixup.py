@@ -29,8 +29,8 @@ class Mixup:
             lam = float(sample_beta(self.alpha))
             weight = lam
         else:
-            draws = sample_beta(self.alpha, n)
-            lam = torch.where(torch.rand(n) < self.prob, draws, torch.ones(n)).to(x.device)
+            draws = sample_beta(self.alpha, n, device=x.device)
+            lam = torch.where(torch.rand(n, device=x.device) < self.prob, draws, torch.ones_like(draws))
             weight = lam.view(n, *([1] * (x.dim() - 1)))
         perm = torch.randperm(n, device=x.device)
         if x.is_floating_point():
