@@ -26,7 +26,11 @@ _GROUP_ARG = re.compile(r"^[+~]{0,2}(" + "|".join(GROUPS) + r")=(.*)$")
 
 
 def check_group_overrides(argv: list[str]) -> str | None:
-    """One error line for an unknown config choice (model=…, +experiment=…), else None."""
+    """One error line for an unknown config choice (model=…, +experiment=…), else None.
+
+    With ``hydra.searchpath`` (configs of your own beside ours) the choices are Hydra's to check."""
+    if any(arg.lstrip("+").startswith("hydra.searchpath") for arg in argv):
+        return None
     for arg in argv:
         match = _GROUP_ARG.match(arg)
         if not match or "(" in match.group(2):  # leave sweep functions such as choice(...) to Hydra
@@ -46,7 +50,8 @@ def check_composes(argv: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    args = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    args = [a for a in argv if not a.startswith("-")
+            and (not a.lstrip("+~").startswith("hydra") or a.lstrip("+").startswith("hydra.searchpath"))]
     try:
         overrides = OverridesParser.create().parse_overrides(args)
         single = []
