@@ -80,7 +80,7 @@ def group_runs(runs: list[tuple[Path, dict]], drop: tuple[str, ...] = ()) -> dic
     return groups
 
 
-def table_markdown(name: str, table: dict, groups: dict[str, list[dict]], used: set[str]) -> tuple[str, list]:
+def table_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) -> tuple[str, list]:
     has_top5 = any("top5" in row for row in table["rows"])
     has_params = any("params" in row for row in table["rows"])
     header = ["Method"] + (["Params (paper / ours)"] if has_params else [])
@@ -114,7 +114,7 @@ def table_markdown(name: str, table: dict, groups: dict[str, list[dict]], used: 
     return "\n".join(lines), curves
 
 
-def sweep_markdown(name: str, fig: dict, runs: list[tuple[Path, dict]], used: set[str]):
+def sweep_markdown(fig: dict, runs: list[tuple[Path, dict]], used: set[str]):
     """Figure 3's sweeps: runs of the figure's config with any value of the swept key."""
     drop = (fig["sweep_key"],)
     key = config_key(tuple(row_overrides(fig, fig)), drop)
@@ -234,14 +234,14 @@ def generate(paths: list[str], out: Path, figures: bool = True) -> dict[str, Any
     used: set[str] = set()
     summary: dict[str, Any] = {"runs": len(runs), "unfinished": unfinished, "tables": {}, "files": []}
     for name in TABLES:
-        text, curves = table_markdown(name, tables[name], groups, used)
+        text, curves = table_markdown(tables[name], groups, used)
         (out / f"{name}.md").write_text(text)
         summary["files"].append(f"{name}.md")
         summary["tables"][name] = [(label, len(rs), stats([r["best_top1_err"] for r in rs])[0]) for label, rs in curves]
         if figures and plot_curves(out / f"curves_{name}.png", tables[name]["title"], curves):
             summary["files"].append(f"curves_{name}.png")
     for name in FIGURES:
-        text, points = sweep_markdown(name, tables[name], runs, used)
+        text, points = sweep_markdown(tables[name], runs, used)
         (out / f"{name}.md").write_text(text)
         summary["files"].append(f"{name}.md")
         summary["tables"][name] = [(f"{tables[name]['sweep_key']}={k:g}", len(v),

@@ -28,7 +28,6 @@ from ..models import count_parameters
 from ..regularizers import mixed_cross_entropy
 from . import distributed
 from .checkpoint import (
-    CheckpointError,
     load_checkpoint,
     remove_stale_temporaries,
     rng_state,
@@ -222,7 +221,7 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     random.seed(cfg.seed)
     nondeterminism = _set_determinism(bool(tcfg.deterministic), device)
     regularizer = build(cfg.regularizer, "regularizer")  # cheap: bad values stop before any data loads
-    amp_dtype(tcfg.amp, device)
+    dtype = amp_dtype(tcfg.amp, device)
     data = build(cfg.dataset, "dataset", batch_size=tcfg.batch_size // info.world_size, device=device,
                  seed=cfg.seed, rank=info.rank, world_size=info.world_size, drop_last=tcfg.drop_last)
     model = build(cfg.model, "model", num_classes=data.num_classes)
@@ -232,7 +231,7 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
         model.to(memory_format=torch.channels_last)
     optimizer = build(cfg.optimizer, "optimizer")(params=model.parameters())
     scheduler = build(cfg.scheduler, "scheduler")(optimizer=optimizer, epochs=tcfg.epochs)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(tcfg.amp, device) == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     meta = {"model": cfg.model.get("name"), "dataset": data.name, "num_classes": data.num_classes,
             "num_params": num_params}
@@ -282,7 +281,7 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
         "num_params": num_params,
         "world_size": info.world_size,
         "device": str(device),
-        "amp": str(amp_dtype(tcfg.amp, device)),
+        "amp": str(dtype),
         "channels_last": _flag(tcfg.channels_last, device),
         "compile": bool(tcfg.compile),
         "nondeterminism": nondeterminism,
@@ -335,12 +334,13 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
             history.append(entry)
             if info.is_main:
                 _log_epoch(writer, entry)
-                if summarize(history)["best_epoch"] == epoch + 1:
-                    save_checkpoint(run_dir / "best.pt", checkpoint(epoch + 1))
-                save_checkpoint(last_path, checkpoint(epoch + 1))
+                summary, state = summarize(history), checkpoint(epoch + 1)
+                if summary["best_epoch"] == epoch + 1:
+                    save_checkpoint(run_dir / "best.pt", state)
+                save_checkpoint(last_path, state)
                 done = epoch + 1 == tcfg.epochs
                 record.update(status="finished" if done else "running", epochs_done=epoch + 1,
-                              wall_time_s=entry["wall_time_s"], **summarize(history), history=history)
+                              wall_time_s=entry["wall_time_s"], **summary, history=history)
                 write_json(run_dir / "results.json", record)
             distributed.barrier()
         if info.enabled:
@@ -412,4 +412,4 @@ def json_load(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-__all__ = ["CheckpointError", "TrainingDiverged", "evaluate", "fit", "train_one_epoch"]
+__all__ = ["RunDirError", "TrainingDiverged", "evaluate", "fit", "train_one_epoch"]
