@@ -113,8 +113,10 @@ def _run(cfg: DictConfig) -> float | None:
     runtime = HydraConfig.get().runtime
     from .engine import distributed
 
+    finished = False
     try:
         results = fit(cfg, runtime.output_dir, dict(runtime.choices))
+        finished = True
     except (ValueError, RuntimeError, OSError) as err:
         if os.environ.get("CUTMIX_DEBUG"):
             raise
@@ -123,7 +125,7 @@ def _run(cfg: DictConfig) -> float | None:
             log.error("%s", message)
         fail(message)
     finally:
-        distributed.teardown()
+        distributed.teardown(together=finished)
     if results.get("status") == "interrupted":
         sys.exit(0)  # stopped by a signal: checkpoint written; start no further job of a sweep
     return results.get("best_top1_err")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -98,6 +99,15 @@ def barrier() -> None:
         dist.barrier()
 
 
-def teardown() -> None:
+def teardown(together: bool = True) -> None:
+    """Leave the process group together and before the interpreter shuts down: every rank
+    waits for the others, the training objects that still hold the group (DDP's reducer
+    sits in reference cycles) are freed, then the group is destroyed. A gloo group left to
+    the interpreter's exit can abort the process (``terminate called without an active
+    exception``) after a run that otherwise finished. ``together=False`` (after an error, when
+    the other ranks may never arrive) skips the wait."""
     if dist.is_available() and dist.is_initialized():
+        if together:
+            dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
