@@ -1,10 +1,10 @@
-"""CutMix as specified by the paper and the official code (REFERENCE.md §3)."""
+"""CutMix as specified by the paper (§3.1) and the authors' train.py (its rand_bbox and mixing step)."""
 
 import math
 
 import pytest
 import torch
-from conftest import source_of, unique_batch
+from helpers import source_of, unique_batch
 from scipy import stats
 
 from cutmix_repro.regularizers import CutMix, box_sides, clip_box
@@ -30,6 +30,20 @@ def assert_one_rectangle(mask: torch.Tensor):
     return y1, y2, x1, x2
 
 
+def partner_boxes(out, orig) -> dict:
+    """The rectangle each image took from its partner (None if none), for every image whose partner is another
+    image; every pixel is the image's own or its partner's, never a third image's."""
+    moved, src = partner_region(out, orig, out.targets_b)
+    boxes = {}
+    for i in range(orig.shape[0]):
+        j = out.targets_b[i].item()
+        assert ((src[i] == i) | (src[i] == j)).all()
+        box = assert_one_rectangle(moved[i])
+        if j != i:
+            boxes[i] = box
+    return boxes
+
+
 @pytest.mark.parametrize("shape", [(64, 3, 32, 32), (7, 3, 24, 40), (1, 3, 16, 16), (5, 2, 33, 17)])
 def test_pasted_region_is_one_rectangle_from_the_partner_same_box_in_every_image(shape):
     n, c, h, w = shape
@@ -37,22 +51,14 @@ def test_pasted_region_is_one_rectangle_from_the_partner_same_box_in_every_image
         orig = unique_batch(n, c, h, w)
         y = torch.arange(n)
         out = CutMix(alpha=1.0)(orig.clone(), y)
-        moved, src = partner_region(out, orig, out.targets_b)
-        boxes = set()
-        for i in range(n):
-            j = out.targets_b[i].item()
-            # every pixel is either the image's own or its partner's, never a third image's
-            assert ((src[i] == i) | (src[i] == j)).all()
-            box = assert_one_rectangle(moved[i])
-            if j != i:
-                boxes.add(box)
+        boxes = set(partner_boxes(out, orig).values())
         assert len(boxes) <= 1, "the same box must be pasted into every image"
         if boxes and None not in boxes:
             y1, y2, x1, x2 = boxes.pop()
             # 1 − λ equals the pasted area fraction (correct_lam=True)
             assert math.isclose(1 - out.lam, (y2 - y1) * (x2 - x1) / (h * w), abs_tol=1e-9)
         # the channels all move together
-        assert torch.equal(source_of(out.inputs, orig, channel=c - 1), src)
+        assert torch.equal(source_of(out.inputs, orig, channel=c - 1), source_of(out.inputs, orig))
 
 
 def test_lambda_is_area_fraction_even_when_box_is_clipped():
@@ -115,10 +121,44 @@ def test_prob_zero_leaves_batch_untouched_and_prob_half_mixes_about_half():
 
 
 def test_batch_mode_edits_in_place_only_the_box():
-    x = torch.randn(16, 3, 32, 32)
-    ptr = x.data_ptr()
-    out = CutMix(alpha=1.0)(x, torch.arange(16))
-    assert out.inputs.data_ptr() == ptr, "batch mode must not copy the whole batch"
+    torch.manual_seed(2)
+    for _ in range(20):
+        orig = unique_batch(16, 3, 24, 32)
+        x = orig.clone()
+        ptr = x.data_ptr()
+        out = CutMix(alpha=1.0)(x, torch.arange(16))
+        assert out.inputs.data_ptr() == ptr, "batch mode must not copy the whole batch"
+        changed = (out.inputs != orig).any(1).any(0)  # (H, W): positions changed in any image
+        box = assert_one_rectangle(changed)
+        if box is not None:
+            y1, y2, x1, x2 = box
+            outside = torch.ones(24, 32, dtype=torch.bool)
+            outside[y1:y2, x1:x2] = False
+            assert torch.equal(out.inputs[:, :, outside], orig[:, :, outside]), "nothing outside the box moves"
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_pasted_pixels_are_the_partners_pixels_at_the_same_positions(mode):
+    """Not only "a pixel of some other image": image j's own pixel (y, x) lands at (y, x) of image i,
+    where j is the partner recorded in targets_b, and the partner is another image whenever a box moved."""
+    torch.manual_seed(3)
+    n, c, h, w = 12, 3, 20, 28
+    moved_any = 0
+    for _ in range(30):
+        orig = unique_batch(n, c, h, w)
+        out = CutMix(alpha=1.0, mode=mode)(orig.clone(), torch.arange(n))  # label i = image i: targets_b = partner
+        for i in range(n):
+            j = int(out.targets_b[i])
+            changed = (out.inputs[i] != orig[i]).any(0)
+            if not changed.any():
+                continue
+            moved_any += 1
+            assert j != i, "pixels changed, so the partner is another image"
+            assert torch.equal(out.inputs[i][:, changed], orig[j][:, changed]), "the partner's pixels, same place"
+            box = assert_one_rectangle(changed)
+            lam = out.lam[i].item() if isinstance(out.lam, torch.Tensor) else out.lam
+            assert math.isclose(1 - lam, (box[1] - box[0]) * (box[3] - box[2]) / (h * w), abs_tol=1e-6)
+    assert moved_any > 100
 
 
 def test_uint8_and_float_batches_mix_identically():
@@ -138,17 +178,11 @@ def test_elem_mode_gives_each_sample_its_own_box_and_lambda():
     orig = unique_batch(n, 1, h, w)
     out = CutMix(alpha=1.0, mode="elem")(orig.clone(), torch.arange(n))
     assert isinstance(out.lam, torch.Tensor) and out.lam.shape == (n,)
-    moved, src = partner_region(out, orig, out.targets_b)
-    boxes = set()
-    for i in range(n):
-        j = out.targets_b[i].item()
-        assert ((src[i] == i) | (src[i] == j)).all()
-        box = assert_one_rectangle(moved[i])
-        if j != i:
-            area = 0 if box is None else (box[1] - box[0]) * (box[3] - box[2])
-            assert math.isclose(1 - out.lam[i].item(), area / (h * w), abs_tol=1e-6)
-            boxes.add(box)
-    assert len(boxes) > n // 2, "elem mode must draw a box per sample"
+    boxes = partner_boxes(out, orig)
+    for i, box in boxes.items():
+        area = 0 if box is None else (box[1] - box[0]) * (box[3] - box[2])
+        assert math.isclose(1 - out.lam[i].item(), area / (h * w), abs_tol=1e-6)
+    assert len(set(boxes.values())) > n // 2, "elem mode must draw a box per sample"
     assert out.lam.unique().numel() > n // 2
 
 
@@ -215,7 +249,7 @@ def test_bad_options_name_the_key_and_what_is_valid(kwargs, key):
         CutMix(**kwargs)
 
 
-def test_mixing_works_on_any_device_available():
+def test_mixing_keeps_the_batch_on_its_device():
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for dev in devices:
         x = torch.randn(5, 3, 8, 8, device=dev)

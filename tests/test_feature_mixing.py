@@ -7,7 +7,7 @@ from cutmix_repro.models import create_model
 from cutmix_repro.regularizers import FeatureCutMix, FeatureMixup, mixed_cross_entropy
 
 # PyramidNet-11 with bottleneck blocks: tiny, but with a stem and three stages
-TINY = dict(depth=11, alpha=12)
+TINY = dict(depth=11, alpha=12, bottleneck=True)
 EXPECTED_SHAPES = {0: (3, 32, 32), 1: (16, 32, 32), 2: (80, 32, 32), 3: (96, 16, 16), 4: (112, 8, 8)}
 
 
@@ -58,7 +58,7 @@ def test_feature_cutmix_pastes_one_box_of_the_partners_feature_map(layer):
 
 
 @pytest.mark.parametrize("layer", [1, 2, 3, 4])
-def test_feature_mixup_blends_the_feature_map_only_at_that_layer(layer):
+def test_feature_mixup_blends_the_feature_map_at_that_layer(layer):
     torch.manual_seed(10 + layer)
     batch, seen = run_at(layer, FeatureMixup(alpha=1.0, layers=layer))
     before, after = seen["before"], seen["after"]

@@ -1,4 +1,4 @@
-"""mixup, Cutout, their combination, and the mixed loss (REFERENCE.md §2-3)."""
+"""mixup, Cutout, their combination, and the mixed loss (paper §3.1, §4.1; the authors' train.py)."""
 
 import pytest
 import torch
@@ -12,8 +12,16 @@ from cutmix_repro.regularizers import (
     MixedBatch,
     Mixup,
     mixed_cross_entropy,
-    soft_targets,
 )
+
+
+def soft_targets(out: MixedBatch, num_classes: int, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The mixed soft target λ·onehot(y_a) + (1−λ)·onehot(y_b), each smoothed if asked."""
+    def smooth(y):
+        return F.one_hot(y, num_classes).float() * (1 - label_smoothing) + label_smoothing / num_classes
+
+    lam = out.lam.float().view(-1, 1) if isinstance(out.lam, torch.Tensor) else out.lam
+    return lam * smooth(out.targets_a) + (1 - lam) * smooth(out.targets_b)
 
 
 def test_mixup_is_lambda_x_plus_one_minus_lambda_partner():

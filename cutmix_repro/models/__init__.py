@@ -1,14 +1,14 @@
-"""The paper's architectures behind one timm-style factory."""
+"""The paper's architectures: every one with the staged interface (``stem``, ``stages``, ``head``)."""
 
 from .cifar_resnet import CifarResNet
-from .factory import IMAGENET_MODELS, count_parameters, create_model, list_models
+from .factory import arch_name, count_parameters, create_model, list_models, model_config
 from .layers import ShakeDrop
 from .pyramidnet import PyramidNet
 from .staged import StagedNet
 from .timm_resnet import TimmResNet
 
 __all__ = [
-    "IMAGENET_MODELS",
+    "arch_name",
     "CifarResNet",
     "PyramidNet",
     "ShakeDrop",
@@ -17,4 +17,5 @@ __all__ = [
     "count_parameters",
     "create_model",
     "list_models",
+    "model_config",
 ]

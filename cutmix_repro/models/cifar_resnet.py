@@ -1,16 +1,16 @@
 """ResNet for CIFAR (He et al., 2016), as in the official CutMix code's ``resnet.py``.
 
-Three stages of 16/32/64 planes, n blocks each: n = (depth−2)/6 with basic blocks,
-n = (depth−2)/9 with bottleneck blocks (expansion 4). Projection shortcuts (1×1 conv + BN)
-where the shape changes. The paper's ResNet-110 uses bottleneck blocks: 1,170,868
-parameters with 100 classes (REFERENCE.md §4).
+Three stages of 16/32/64 planes, n blocks each: n = (depth−2)/9 with bottleneck blocks,
+n = (depth−2)/6 with basic blocks (expansion 4). Projection shortcuts (1×1 conv + BN)
+where the shape changes. The paper's ResNet-110 (Table 6, 1.1M parameters) uses bottleneck
+blocks: basic blocks would give 1.7M.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .layers import block_regularizers
+from .layers import block_regularizers, blocks_per_stage
 from .staged import StagedNet
 
 
@@ -52,35 +52,16 @@ class Bottleneck(BasicBlock):
 
 
 class CifarResNet(StagedNet):
-    def __init__(
-        self,
-        depth: int = 110,
-        num_classes: int = 100,
-        bottleneck: bool = True,
-        in_chans: int = 3,
-        drop_path_rate: float = 0.0,
-        dropblock: bool = False,
-        dropblock_keep: float = 0.9,
-        dropblock_size: int = 4,
-    ):
+    """``block_regularization``: the options of ``layers.block_regularizers`` (``shakedrop``,
+    ``drop_path_rate``, ``dropblock``, …), applied to every residual branch."""
+
+    def __init__(self, depth: int, bottleneck: bool, num_classes: int, in_chans: int = 3,
+                 **block_regularization):
         super().__init__()
-        per_block = 9 if bottleneck else 6
-        if depth < per_block + 2 or (depth - 2) % per_block:
-            raise ValueError(
-                f"depth={depth!r} is invalid for a CIFAR ResNet with "
-                f"{'bottleneck' if bottleneck else 'basic'} blocks: depth must be {per_block}n+2"
-            )
-        n = (depth - 2) // per_block
+        n = blocks_per_stage(depth, bottleneck, "CIFAR ResNet")
+        self.arch_name = f"resnet{depth}"
         block = Bottleneck if bottleneck else BasicBlock
-        regs = iter(
-            block_regularizers(
-                n,
-                drop_path_rate=drop_path_rate,
-                dropblock=dropblock,
-                dropblock_keep=dropblock_keep,
-                dropblock_size=dropblock_size,
-            )
-        )
+        regs = iter(block_regularizers(n, **block_regularization))
         self.stem = nn.Sequential(*_conv_bn(in_chans, 16, 3), nn.ReLU(inplace=True))
         stages, cin = [], 16
         for planes, stride in ((16, 1), (32, 2), (64, 2)):
@@ -90,13 +71,12 @@ class CifarResNet(StagedNet):
                 cin = planes * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
-        self.num_features = cin
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
-        _init_weights(self)
+        init_weights(self)
 
 
-def _init_weights(model: nn.Module) -> None:
-    """He initialisation for convs, BN weight 1 / bias 0, as the official code."""
+def init_weights(model: nn.Module) -> None:
+    """He initialisation for convs (fan-out), BN weight 1 / bias 0, as the official code."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -1,57 +1,60 @@
-"""``create_model(name, num_classes, **options)``: the paper's architectures by name, like
+"""``create_model(name, num_classes, **options)``: a model by the name of its config, like
 ``timm.create_model``.
 
-Presets (REFERENCE.md §4): ``resnet110`` (CIFAR, bottleneck), ``pyramidnet110`` (α̃=64,
-bottleneck), ``pyramidnet200`` (α̃=240, bottleneck), ``resnet50``, ``resnet101``,
-``resnext101_32x4d``. General families: ``cifar_resnet`` and ``pyramidnet`` take ``depth``,
-``bottleneck`` and (PyramidNet) ``alpha``.
+A name is a file of ``configs/model/``: the general families ``cifar_resnet``, ``pyramidnet`` and
+``timm_resnet`` (their shape is yours to give) and the paper's presets built on them (``list_models()``).
+Each preset is defined there and only there, and ``python -m cutmix_repro.train model=NAME`` builds
+exactly what ``create_model(NAME)`` builds.
 """
 
 from __future__ import annotations
 
-from functools import partial
+import functools
 
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .cifar_resnet import CifarResNet
-from .pyramidnet import PyramidNet
-from .timm_resnet import TimmResNet
-
-_MODELS = {
-    "cifar_resnet": CifarResNet,
-    "pyramidnet": PyramidNet,
-    "resnet110": partial(CifarResNet, depth=110, bottleneck=True),
-    "pyramidnet110": partial(PyramidNet, depth=110, alpha=64, bottleneck=True),
-    "pyramidnet200": partial(PyramidNet, depth=200, alpha=240, bottleneck=True),
-    "resnet50": partial(TimmResNet, "resnet50"),
-    "resnet101": partial(TimmResNet, "resnet101"),
-    "resnext101_32x4d": partial(TimmResNet, "resnext101_32x4d"),
-}
-
-# The timm models (ImageNet, 224×224 crops); the others are the CIFAR designs written here.
-IMAGENET_MODELS = ("resnet50", "resnet101", "resnext101_32x4d")
+from ..config import build, config_dir, options
+from ..errors import ConfigError
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return options("model")
+
+
+@functools.cache
+def _load(name: str) -> DictConfig:
+    node = OmegaConf.load(config_dir() / "model" / f"{name}.yaml")
+    defaults = list(node.pop("defaults", None) or [])
+    if "_self_" not in defaults:  # Hydra 1.1+: _self_ comes last unless placed
+        defaults.append("_self_")
+    merged = OmegaConf.create()
+    for entry in defaults:
+        merged = OmegaConf.merge(merged, node if entry == "_self_" else _load(entry))
+    return merged
+
+
+def model_config(name: str) -> DictConfig:
+    """The resolved ``configs/model/NAME.yaml`` (its ``defaults`` merged in, as Hydra composes it)."""
+    if name not in list_models():
+        raise ConfigError("model", name, f"unknown model: choose one of {', '.join(list_models())}")
+    return _load(name).copy()
 
 
 def create_model(name: str, num_classes: int, **options) -> nn.Module:
-    """Build a model by name. Unknown names and options fail with the valid choices."""
-    if name not in _MODELS:
-        raise ValueError(f"model {name!r} is unknown: choose one of {', '.join(list_models())}")
-    if not name.startswith("pyramidnet"):
-        options = dict(options)
-        if options.pop("shakedrop", False):
-            raise ValueError(f"shakedrop=True is only defined for PyramidNet models, not {name!r}")
-        options.pop("shakedrop_last", None)
-    if name in IMAGENET_MODELS:
-        options.pop("dropblock_size", None)  # timm picks DropBlock's block sizes per stage
-    try:
-        return _MODELS[name](num_classes=num_classes, **options)
-    except TypeError as err:  # an option this model does not take
-        raise ValueError(f"model {name!r}: {err}") from None
+    """Build the model ``configs/model/NAME.yaml`` describes, with ``options`` overriding its keys."""
+    cfg = OmegaConf.merge(model_config(name), options)
+    return build(cfg, "model", num_classes=num_classes)
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def arch_name(model_cfg: DictConfig) -> str:
+    """The name by real shape (``pyramidnet`` and its depth, say) of the model a config describes, built on the
+    ``meta`` device: no memory, no initialisation."""
+    import torch
+
+    with torch.device("meta"):
+        return build(model_cfg, "model", num_classes=1).arch_name

@@ -10,6 +10,8 @@ import torch
 from timm.layers import DropBlock2d, DropPath
 from torch import Tensor, nn
 
+from ..errors import ConfigError
+
 
 class _ShakeDropFunction(torch.autograd.Function):
     """Forward x·(b + α − bα), backward grad·(b + β − bβ); b per batch, α, β per sample."""
@@ -34,10 +36,10 @@ class _ShakeDropFunction(torch.autograd.Function):
 class ShakeDrop(nn.Module):
     """ShakeDrop on a residual branch F(x); at test time the expectation p·F(x)."""
 
-    def __init__(self, survival: float = 0.5):
+    def __init__(self, survival: float):
         super().__init__()
         if not 0.0 <= survival <= 1.0:
-            raise ValueError(f"survival={survival!r} is invalid: must lie in [0, 1]")
+            raise ConfigError("survival", survival, "must lie in [0, 1]")
         self.survival = survival
 
     def forward(self, x: Tensor) -> Tensor:
@@ -94,9 +96,9 @@ def block_regularizers(
     goes on the branches of the last two stages (the DropBlock paper uses ResNet's groups 3
     and 4; a CIFAR network has three stages)."""
     if not 0.0 <= drop_path_rate < 1.0:
-        raise ValueError(f"drop_path_rate={drop_path_rate!r} is invalid: must lie in [0, 1)")
+        raise ConfigError("drop_path_rate", drop_path_rate, "must lie in [0, 1)")
     if dropblock and not 0.0 < dropblock_keep <= 1.0:
-        raise ValueError(f"dropblock_keep={dropblock_keep!r} is invalid: must lie in (0, 1]")
+        raise ConfigError("dropblock_keep", dropblock_keep, "must lie in (0, 1]")
     total = blocks_per_stage * num_stages
     survivals = shakedrop_survivals(total, shakedrop_last) if shakedrop else [None] * total
     rates = drop_path_rates(total, drop_path_rate)
@@ -108,12 +110,10 @@ def block_regularizers(
     return modules
 
 
-__all__ = [
-    "DropBlock2d",
-    "DropPath",
-    "ShakeDrop",
-    "block_regularizers",
-    "branch_regularizer",
-    "drop_path_rates",
-    "shakedrop_survivals",
-]
+def blocks_per_stage(depth: int, bottleneck: bool, family: str) -> int:
+    """n = (depth − 2)/9 with bottleneck blocks (three layers each), (depth − 2)/6 with basic blocks."""
+    per_block = 9 if bottleneck else 6
+    if depth < per_block + 2 or (depth - 2) % per_block:
+        kind = "bottleneck" if bottleneck else "basic"
+        raise ConfigError("depth", depth, f"a {family} with {kind} blocks has depth {per_block}n+2")
+    return (depth - 2) // per_block

@@ -4,8 +4,8 @@ Additive widening: the channel count grows by α̃/(3n) after every block, from 
 (× 4 with bottleneck blocks); n = (depth−2)/9 with bottleneck blocks, (depth−2)/6 with basic
 blocks. Pre-activation branches without a final ReLU, zero-padded identity shortcuts with
 2×2 average pooling where the resolution halves, no ReLU after the stem's conv-bn.
-PyramidNet-200 (α̃=240) has 26,844,952 parameters with 100 classes, PyramidNet-110
-(α̃=64) 1,725,300 (REFERENCE.md §4). ``shakedrop=True`` gives ShakeDrop-PyramidNet.
+The paper's PyramidNet-200 (α̃=240, Tables 5, 7, 8) and PyramidNet-110 (α̃=64, Table 6) use
+bottleneck blocks (26.8M and 1.7M parameters). ``shakedrop=True`` gives ShakeDrop-PyramidNet.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cifar_resnet import _init_weights
-from .layers import block_regularizers
+from ..errors import ConfigError
+from .cifar_resnet import init_weights
+from .layers import block_regularizers, blocks_per_stage
 from .staged import StagedNet
 
 
@@ -62,42 +63,18 @@ class PyramidBottleneck(PyramidBasicBlock):
 
 
 class PyramidNet(StagedNet):
-    def __init__(
-        self,
-        depth: int = 200,
-        alpha: float = 240,
-        num_classes: int = 100,
-        bottleneck: bool = True,
-        in_chans: int = 3,
-        shakedrop: bool = False,
-        shakedrop_last: float = 0.5,
-        drop_path_rate: float = 0.0,
-        dropblock: bool = False,
-        dropblock_keep: float = 0.9,
-        dropblock_size: int = 4,
-    ):
+    """``block_regularization``: the options of ``layers.block_regularizers`` (``shakedrop``,
+    ``drop_path_rate``, ``dropblock``, …), applied to every residual branch."""
+
+    def __init__(self, depth: int, alpha: float, bottleneck: bool, num_classes: int, in_chans: int = 3,
+                 **block_regularization):
         super().__init__()
-        per_block = 9 if bottleneck else 6
-        if depth < per_block + 2 or (depth - 2) % per_block:
-            raise ValueError(
-                f"depth={depth!r} is invalid for a PyramidNet with "
-                f"{'bottleneck' if bottleneck else 'basic'} blocks: depth must be {per_block}n+2"
-            )
+        n = blocks_per_stage(depth, bottleneck, "PyramidNet")
         if alpha < 0:
-            raise ValueError(f"alpha={alpha!r} is invalid: the widening factor must be >= 0")
-        n = (depth - 2) // per_block
+            raise ConfigError("alpha", alpha, "the widening factor must be >= 0")
+        self.arch_name = f"pyramidnet{depth}"
         block = PyramidBottleneck if bottleneck else PyramidBasicBlock
-        regs = iter(
-            block_regularizers(
-                n,
-                shakedrop=shakedrop,
-                shakedrop_last=shakedrop_last,
-                drop_path_rate=drop_path_rate,
-                dropblock=dropblock,
-                dropblock_keep=dropblock_keep,
-                dropblock_size=dropblock_size,
-            )
-        )
+        regs = iter(block_regularizers(n, **block_regularization))
         add_rate = alpha / (3 * n)
         self.stem = nn.Sequential(nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16))
         width, cin, stages = 16.0, 16, []
@@ -110,7 +87,6 @@ class PyramidNet(StagedNet):
                 cin = planes * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
-        self.num_features = cin
         self.head = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   nn.Linear(cin, num_classes))
-        _init_weights(self)
+        init_weights(self)

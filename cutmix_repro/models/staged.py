@@ -14,8 +14,10 @@ from torch import Tensor, nn
 
 
 class StagedNet(nn.Module):
-    """Base class: subclasses define ``stem``, ``stages`` (a sequence) and ``head``."""
+    """Base class: subclasses define ``stem``, ``stages`` (a sequence), ``head`` and ``arch_name``
+    (the architecture by its real shape, e.g. ``pyramidnet200``, ``resnet110``, ``resnet50``)."""
 
+    arch_name: str
     stem: Callable[[Tensor], Tensor]
     stages: Sequence[Callable[[Tensor], Tensor]]
     head: Callable[[Tensor], Tensor]
@@ -23,9 +25,6 @@ class StagedNet(nn.Module):
     def feature_blocks(self) -> list[Callable[[Tensor], Tensor]]:
         """The blocks whose outputs are feature indices 1, 2, …: the stem, then each stage."""
         return [self.stem, *self.stages]
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.head(x)
 
     def compile_stages(self, **options) -> None:
         """``torch.compile`` the stem and each stage in place. The few lines between them, where

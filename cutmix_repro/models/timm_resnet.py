@@ -1,10 +1,11 @@
-"""ImageNet ResNet-50, ResNet-101 and ResNeXt-101 32x4d from timm, without pretrained weights,
-seen through the same stem → stages → head structure as the CIFAR models.
+"""ImageNet ResNets from timm (ResNet-50, ResNet-101, ResNeXt-101 32x4d: the torchvision designs),
+without pretrained weights, seen through the same stem → stages → head structure as the CIFAR
+models.
 
-timm's ``resnet50``/``resnet101``/``resnext101_32x4d`` are the torchvision designs
-(25,557,032 / 44,549,160 / 44,177,704 parameters with 1000 classes). Stochastic depth and
-DropBlock are timm's own options (``drop_path_rate``, ``drop_block_rate``); the stem here is
-timm's conv-bn-ReLU-maxpool, so feature index 1 is after the max-pool.
+Initialised as the official code's ImageNet ResNets: He-normal convolutions and every BatchNorm
+weight 1 (timm's default would zero the last BatchNorm of each block). Stochastic depth and
+DropBlock are timm's own options (``drop_path_rate``, ``drop_block_rate``); the stem is timm's
+conv-bn-ReLU-maxpool, so feature index 1 is after the max-pool.
 """
 
 from __future__ import annotations
@@ -12,29 +13,26 @@ from __future__ import annotations
 import timm
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .staged import StagedNet
 
 
 class TimmResNet(StagedNet):
-    def __init__(
-        self,
-        name: str,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_path_rate: float = 0.0,
-        dropblock: bool = False,
-        dropblock_keep: float = 0.9,
-    ):
+    def __init__(self, variant: str, num_classes: int, drop_path_rate: float, dropblock: bool, in_chans: int = 3,
+                 dropblock_keep: float = 0.9):
         super().__init__()
+        if not timm.is_model(variant) or not variant.startswith(("resnet", "resnext")):
+            raise ConfigError("variant", variant, "a timm ResNet name such as resnet50, resnet101, resnext101_32x4d")
+        self.arch_name = variant
         self.net = timm.create_model(
-            name,
+            variant,
             pretrained=False,
             num_classes=num_classes,
             in_chans=in_chans,
             drop_path_rate=drop_path_rate,
             drop_block_rate=(1.0 - dropblock_keep) if dropblock else 0.0,
+            zero_init_last=False,
         )
-        self.num_features = self.net.num_features
 
     # Views of timm's modules, kept out of the module tree (object.__setattr__) so that
     # parameters and state_dict keys stay timm's own.

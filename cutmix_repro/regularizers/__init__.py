@@ -4,16 +4,17 @@ Every regularizer is a callable ``reg(images, targets) -> MixedBatch`` on a norm
 batch; ``mixed_cross_entropy(logits, batch)`` is the loss for all of them.
 """
 
-from .base import Baseline, MixedBatch, unmixed
+from .base import Baseline, BetaSampler, MixedBatch, unmixed
 from .compose import Compose
 from .cutmix import CutMix, box_sides, clip_box
 from .cutout import Cutout
 from .feature import FeatureCutMix, FeatureMix, FeatureMixup
-from .loss import mixed_cross_entropy, soft_targets
+from .loss import mixed_cross_entropy
 from .mixup import Mixup
 
 __all__ = [
     "Baseline",
+    "BetaSampler",
     "Compose",
     "CutMix",
     "Cutout",
@@ -25,6 +26,5 @@ __all__ = [
     "box_sides",
     "clip_box",
     "mixed_cross_entropy",
-    "soft_targets",
     "unmixed",
 ]

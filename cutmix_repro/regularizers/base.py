@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.distributions import Beta
+
+from ..errors import ConfigError
 
 
 @dataclass
@@ -53,31 +56,38 @@ class Baseline:
 
 def check_alpha(alpha: float) -> float:
     if not alpha > 0:
-        raise ValueError(f"alpha={alpha!r} is invalid: Beta(alpha, alpha) needs alpha > 0")
+        raise ConfigError("alpha", alpha, "Beta(alpha, alpha) needs alpha > 0")
     return float(alpha)
 
 
 def check_prob(prob: float, name: str = "prob") -> float:
     if not 0.0 <= prob <= 1.0:
-        raise ValueError(f"{name}={prob!r} is invalid: a probability must lie in [0, 1]")
+        raise ConfigError(name, prob, "a probability must lie in [0, 1]")
     return float(prob)
 
 
 def check_mode(mode: str) -> str:
     if mode not in ("batch", "elem"):
-        raise ValueError(f"mode={mode!r} is invalid: choose 'batch' or 'elem'")
+        raise ConfigError("mode", mode, "choose 'batch' or 'elem'")
     return mode
 
 
-def sample_beta(alpha: float, size: int | None = None, device=None) -> Tensor:
-    """λ ~ Beta(α, α) from torch's generator of ``device`` (the CPU by default: no device sync).
+class BetaSampler:
+    """λ ~ Beta(α, α) from torch's generator of the device it is asked for (the CPU by default: no
+    device sync), through one ``torch.distributions.Beta`` per device built once (14 µs a draw on the
+    CPU here, against 67 µs when the distribution is rebuilt for every batch)."""
 
-    As G₁/(G₁+G₂) with G ~ Gamma(α, 1), the construction ``torch.distributions.Beta`` uses
-    internally, without building a distribution object per batch (~60 µs)."""
-    shape = (2, 1 if size is None else size)
-    gammas = torch._standard_gamma(torch.full(shape, float(alpha), dtype=torch.float64, device=device))
-    lam = (gammas[0] / (gammas[0] + gammas[1])).float()
-    return lam[0] if size is None else lam
+    def __init__(self, alpha: float):
+        self.alpha = check_alpha(alpha)
+        self._per_device: dict[torch.device, Beta] = {}
+
+    def __call__(self, size: int | None = None, device=None) -> Tensor:
+        device = torch.device(device or "cpu")
+        if device not in self._per_device:
+            concentration = torch.tensor(self.alpha, device=device)
+            self._per_device[device] = Beta(concentration, concentration)
+        beta = self._per_device[device]
+        return beta.sample() if size is None else beta.sample((size,))
 
 
 def bernoulli(prob: float) -> bool:

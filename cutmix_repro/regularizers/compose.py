@@ -3,16 +3,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from torch import Tensor
 
 from .base import MixedBatch
+
+
+def _built(step, key: str):
+    """A step given as a config (``_target_`` …) is built here, so that an error in it names its key
+    (``first.size``): the YAML sets ``_recursive_: false`` and leaves its sub-configs to us."""
+    if isinstance(step, Mapping):
+        from ..config import build
+
+        return build(step, key)
+    return step
 
 
 class Compose:
     """Apply ``first`` (which must keep labels, λ = 1) and then ``then``."""
 
     def __init__(self, first, then):
-        self.first, self.then = first, then
+        self.first, self.then = _built(first, "first"), _built(then, "then")
 
     def set_progress(self, progress: float) -> None:
         for step in (self.first, self.then):

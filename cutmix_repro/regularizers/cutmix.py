@@ -1,6 +1,6 @@
 """CutMix (Yun et al., ICCV 2019, arXiv:1905.04899), as the official code does it.
 
-Batch mode follows clovaai/CutMix-PyTorch (REFERENCE.md §3): one Bernoulli(prob) draw per
+Batch mode follows clovaai/CutMix-PyTorch (its train.py; paper §3.1): one Bernoulli(prob) draw per
 batch, one λ ~ Beta(α, α), one permutation, a box whose centre is uniform over the pixels
 and whose sides are ⌊W·√(1−λ)⌋ × ⌊H·√(1−λ)⌋, clipped, pasted at the same place in every
 image; λ is then recomputed from the pasted area (``correct_lam``). Only the box region is
@@ -21,7 +21,8 @@ import math
 import torch
 from torch import Tensor
 
-from .base import MixedBatch, bernoulli, check_alpha, check_mode, check_prob, sample_beta, unmixed
+from ..errors import ConfigError
+from .base import BetaSampler, MixedBatch, bernoulli, check_mode, check_prob, unmixed
 
 CENTERS = ("uniform", "gaussian")
 LABELS = ("area", "larger", "complete")
@@ -73,22 +74,21 @@ class CutMix:
         label: str = "area",
         prob_schedule: str = "constant",
     ):
-        self.alpha = check_alpha(alpha)
+        self.beta = BetaSampler(alpha)
+        self.alpha = self.beta.alpha
         self.prob = check_prob(prob)
         self.correct_lam = bool(correct_lam)
         self.mode = check_mode(mode)
         if center not in CENTERS:
-            raise ValueError(f"center={center!r} is invalid: choose one of {', '.join(CENTERS)}")
+            raise ConfigError("center", center, f"choose one of {', '.join(CENTERS)}")
         if label not in LABELS:
-            raise ValueError(f"label={label!r} is invalid: choose one of {', '.join(LABELS)}")
+            raise ConfigError("label", label, f"choose one of {', '.join(LABELS)}")
         if prob_schedule not in SCHEDULES:
-            raise ValueError(
-                f"prob_schedule={prob_schedule!r} is invalid: choose one of {', '.join(SCHEDULES)}"
-            )
+            raise ConfigError("prob_schedule", prob_schedule, f"choose one of {', '.join(SCHEDULES)}")
         if box_size is not None and box_size <= 0:
-            raise ValueError(f"box_size={box_size!r} is invalid: must be a positive pixel count")
+            raise ConfigError("box_size", box_size, "must be a positive pixel count")
         if center_std <= 0:
-            raise ValueError(f"center_std={center_std!r} is invalid: must be > 0")
+            raise ConfigError("center_std", center_std, "must be > 0")
         self.center, self.center_std = center, float(center_std)
         self.box_size, self.label, self.prob_schedule = box_size, label, prob_schedule
         self.progress = 1.0  # fraction of training done, for prob_schedule="linear"
@@ -107,7 +107,7 @@ class CutMix:
         if not bernoulli(self.current_prob):
             return unmixed(x, y)
         n, _, height, width = x.shape
-        lam = float(sample_beta(self.alpha))
+        lam = float(self.beta())
         perm = torch.randperm(n, device=x.device)
         cut_h, cut_w = self._sides(lam, height, width)
         cy, cx = self._center(height, width)
@@ -148,7 +148,7 @@ class CutMix:
         n, _, height, width = x.shape
         dev = x.device
         mixed = torch.rand(n, device=dev) < self.current_prob
-        lam = sample_beta(self.alpha, n, device=dev)
+        lam = self.beta(n, device=dev)
         if self.box_size is not None:
             cut_h = torch.full((n,), min(self.box_size, height), device=dev)
             cut_w = torch.full((n,), min(self.box_size, width), device=dev)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .base import MixedBatch, check_prob
 
 
@@ -18,7 +19,7 @@ class Cutout:
 
     def __init__(self, size: int = 16, prob: float = 1.0):
         if not (isinstance(size, int) and size > 0):
-            raise ValueError(f"size={size!r} is invalid: the Cutout side must be a positive int")
+            raise ConfigError("size", size, "the Cutout side must be a positive int")
         self.size = size
         self.prob = check_prob(prob)
 

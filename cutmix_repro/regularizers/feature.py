@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .base import MixedBatch
 from .cutmix import CutMix
 from .mixup import Mixup
@@ -28,17 +29,15 @@ MAX_LAYER = 4
 def check_layers(layers: int | Sequence[int]) -> tuple[int, ...]:
     chosen = (layers,) if isinstance(layers, int) else tuple(layers)
     if not chosen or any(not isinstance(i, int) or not 0 <= i <= MAX_LAYER for i in chosen):
-        raise ValueError(
-            f"layers={layers!r} is invalid: feature layer indices must lie in 0..{MAX_LAYER} "
-            "(0 = input, 1 = after stem, 2-4 = after stages 1-3)"
-        )
+        raise ConfigError("layers", layers, f"feature layer indices lie in 0..{MAX_LAYER} "
+                          "(0 = input, 1 = after stem, 2-4 = after stages 1-3)")
     return chosen
 
 
 class FeatureMix:
     """Mix at a network layer: wraps any mixer (``CutMix``, ``Mixup``)."""
 
-    def __init__(self, mixer, layers: int | Sequence[int] = (0, 1, 2, 3, 4)):
+    def __init__(self, mixer, layers: int | Sequence[int]):
         self.mixer = mixer
         self.layers = check_layers(layers)
 
@@ -72,12 +71,12 @@ class FeatureMix:
 class FeatureCutMix(FeatureMix):
     """CutMix on a feature map (paper Table 3 "Feature CutMix", Figure 3 right)."""
 
-    def __init__(self, alpha: float = 1.0, prob: float = 1.0, layers=(0, 1, 2, 3, 4), **cutmix_options):
+    def __init__(self, layers: int | Sequence[int], alpha: float = 1.0, prob: float = 1.0, **cutmix_options):
         super().__init__(CutMix(alpha=alpha, prob=prob, **cutmix_options), layers)
 
 
 class FeatureMixup(FeatureMix):
     """mixup on a feature map: Manifold Mixup (paper Tables 3, 5, 7)."""
 
-    def __init__(self, alpha: float = 1.0, prob: float = 1.0, layers=(0, 1, 2, 3, 4), mode: str = "batch"):
+    def __init__(self, layers: int | Sequence[int], alpha: float = 1.0, prob: float = 1.0, mode: str = "batch"):
         super().__init__(Mixup(alpha=alpha, prob=prob, mode=mode), layers)

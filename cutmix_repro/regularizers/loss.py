@@ -1,4 +1,4 @@
-"""The CutMix/mixup loss: λ·CE(out, y_a) + (1−λ)·CE(out, y_b) (REFERENCE.md §3, step 5).
+"""The CutMix/mixup loss: λ·CE(out, y_a) + (1−λ)·CE(out, y_b) (paper §3.1; the official train.py).
 
 This equals cross-entropy against the soft target λ·onehot(y_a) + (1−λ)·onehot(y_b), and
 label smoothing (Szegedy et al., 2016) composes with it: each CE term is smoothed.
@@ -25,16 +25,3 @@ def mixed_cross_entropy(logits: Tensor, out: MixedBatch, label_smoothing: float 
         return ce_a
     ce_b = F.cross_entropy(logits, out.targets_b, label_smoothing=label_smoothing)
     return lam * ce_a + (1 - lam) * ce_b
-
-
-def soft_targets(out: MixedBatch, num_classes: int, label_smoothing: float = 0.0) -> Tensor:
-    """The mixed soft target λ·onehot(y_a) + (1−λ)·onehot(y_b), smoothed if asked."""
-    def smooth(y: Tensor) -> Tensor:
-        hot = F.one_hot(y, num_classes).float()
-        return hot * (1 - label_smoothing) + label_smoothing / num_classes
-
-    lam = out.lam
-    if isinstance(lam, Tensor):
-        lam = lam.float().view(-1, 1)
-    return lam * smooth(out.targets_a) + (1 - lam) * smooth(out.targets_b)
-

@@ -10,14 +10,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import MixedBatch, bernoulli, check_alpha, check_mode, check_prob, sample_beta, unmixed
+from .base import BetaSampler, MixedBatch, bernoulli, check_mode, check_prob, unmixed
 
 
 class Mixup:
     """Blend each image with a partner from the same batch; mix labels with the same λ."""
 
     def __init__(self, alpha: float = 1.0, prob: float = 1.0, mode: str = "batch"):
-        self.alpha = check_alpha(alpha)
+        self.beta = BetaSampler(alpha)
+        self.alpha = self.beta.alpha
         self.prob = check_prob(prob)
         self.mode = check_mode(mode)
 
@@ -26,10 +27,10 @@ class Mixup:
         if self.mode == "batch":
             if not bernoulli(self.prob):
                 return unmixed(x, y)
-            lam = float(sample_beta(self.alpha))
+            lam = float(self.beta())
             weight = lam
         else:
-            draws = sample_beta(self.alpha, n, device=x.device)
+            draws = self.beta(n, device=x.device)
             lam = torch.where(torch.rand(n, device=x.device) < self.prob, draws, torch.ones_like(draws))
             weight = lam.view(n, *([1] * (x.dim() - 1)))
         perm = torch.randperm(n, device=x.device)
