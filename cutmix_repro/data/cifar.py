@@ -1,5 +1,10 @@
-"""CIFAR-10/100 through torchvision's datasets (download and MD5 integrity check), then held
-on the training device as one uint8 tensor (``TensorLoader``)."""
+"""CIFAR-10/100: downloaded and extracted with torchvision's public helpers (address, archive name and
+MD5 from torchvision's CIFAR classes), read from the python-version pickles, then held on the training
+device as one uint8 tensor (``TensorLoader``).
+
+Files that exist are parsed and validated (shape, labels); an MD5 that differs from the official
+release is logged as a warning, not refused, so a re-packed copy still loads.
+"""
 
 from __future__ import annotations
 
@@ -10,91 +15,89 @@ from pathlib import Path
 import numpy as np
 import torch
 from torchvision import datasets
-from torchvision.datasets.utils import check_integrity
+from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
 
-from .bundle import DataBundle, DataError
-from .tensor_loader import tensor_bundle
+from ..errors import DataError
+from .loaders import DataBundle, tensor_bundle
 from .transforms import CIFAR_MEAN, CIFAR_STD
 
 log = logging.getLogger("cutmix_repro")
 
-
-class _PresenceChecked:
-    """torchvision's CIFAR, with the MD5 comparison moved out of the constructor: files that
-    exist are parsed and validated (``load_cifar``) and an MD5 mismatch is reported, so a
-    re-packed copy still loads; a missing folder is downloaded and MD5-checked by torchvision."""
-
-    def _check_integrity(self) -> bool:
-        folder = Path(self.root) / self.base_folder
-        return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
-
-    def _load_meta(self) -> None:
-        path = Path(self.root) / self.base_folder / self.meta["filename"]
-        with open(path, "rb") as f:
-            self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
-        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-
-    def md5_mismatches(self) -> list[str]:
-        folder = Path(self.root) / self.base_folder
-        files = self.train_list + self.test_list + [[self.meta["filename"], self.meta["md5"]]]
-        return [name for name, md5 in files if not check_integrity(str(folder / name), md5)]
+_DATASETS = {"cifar10": (datasets.CIFAR10, 10, "labels"), "cifar100": (datasets.CIFAR100, 100, "fine_labels")}
 
 
-class _CIFAR10(_PresenceChecked, datasets.CIFAR10):
-    pass
+def _fetch(name: str, root: Path, download: bool) -> None:
+    """Make ``root/<base_folder>`` hold the files: extract an archive placed there by hand, or download it."""
+    release = _DATASETS[name][0]
+    archive = root / release.filename
+    by_hand = f"place {release.filename} (MD5 {release.tgz_md5}, from {release.url}) in {str(root)!r} by hand"
+    if archive.is_file():
+        if not check_integrity(str(archive), release.tgz_md5):
+            log.warning("%s differs from the official release (MD5); extracting it anyway", archive)
+        extract_archive(str(archive), str(root))
+        return
+    if not download:
+        raise DataError("root", str(root), f"holds no {name}: set dataset.download=true, or {by_hand}")
+    try:
+        download_and_extract_archive(release.url, str(root), filename=release.filename, md5=release.tgz_md5)
+    except Exception as err:  # no network (URLError), a proxy, an interrupted or altered download
+        (root / release.filename).unlink(missing_ok=True)
+        raise DataError("root", str(root), f"could not download {name} from {release.url} "
+                        f"({type(err).__name__}: {err}); {by_hand}, or check the network") from None
 
 
-class _CIFAR100(_PresenceChecked, datasets.CIFAR100):
-    pass
-
-
-_DATASETS = {"cifar10": (_CIFAR10, 10), "cifar100": (_CIFAR100, 100)}
+def _read(path: Path, label_key: str) -> tuple[np.ndarray, list[int]]:
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    return np.asarray(entry["data"], dtype=np.uint8), list(entry[label_key])
 
 
 def load_cifar(name: str, root: str, download: bool, verify_md5: bool = True):
     """(train_images, train_targets, test_images, test_targets) as uint8 NCHW / int64 tensors."""
     if name not in _DATASETS:
-        raise DataError(f"dataset.name={name!r} is invalid: choose one of {', '.join(_DATASETS)}")
-    cls, num_classes = _DATASETS[name]
+        raise DataError("name", name, f"choose one of {', '.join(_DATASETS)}")
+    release, num_classes, label_key = _DATASETS[name]
+    root_path = Path(root)
+    folder = root_path / release.base_folder
+    files = release.train_list + release.test_list
+    if not all((folder / file).is_file() for file, _ in files):
+        _fetch(name, root_path, download)
+    if verify_md5 and (bad := [file for file, md5 in files if not check_integrity(str(folder / file), md5)]):
+        log.warning("%s files differ from the official release (MD5): %s", name, ", ".join(bad))
     splits = []
-    for train in (True, False):
-        try:
-            ds = cls(root=str(root), train=train, download=download)
-        except RuntimeError as err:  # torchvision: not found (or a download that failed its MD5)
-            hint = "set dataset.download=true" if not download else "check the network or the folder"
-            raise DataError(
-                f"dataset.root={str(root)!r} holds no {name} ({str(err).rstrip('.')}); {hint} "
-                "or point dataset.root at the folder that holds it"
-            ) from None
-        except Exception as err:  # truncated or corrupted pickles
-            raise DataError(
-                f"dataset.root={str(root)!r}: the {name} files are truncated or corrupted "
-                f"({type(err).__name__}: {err}); delete them and download again"
-            ) from None
-        data, targets = np.asarray(ds.data), torch.tensor(ds.targets)
-        if data.ndim != 4 or data.shape[1:] != (32, 32, 3) or len(data) != len(targets) or len(data) == 0:
-            raise DataError(f"dataset.root={str(root)!r}: the {name} files are malformed "
-                            f"(images of shape {data.shape}, {len(targets)} labels)")
+    for split in (release.train_list, release.test_list):
+        images, labels = [], []
+        for file, _ in split:
+            try:
+                data, targets = _read(folder / file, label_key)
+                data = data.reshape(-1, 3, 32, 32)  # rows of 3072 bytes: R, G, B planes of 32×32
+            except Exception as err:
+                raise DataError("root", str(root), f"{folder / file} is truncated or corrupted "
+                                f"({type(err).__name__}: {err}); delete {folder}/ and download again") from None
+            if len(data) != len(targets) or len(data) == 0:
+                raise DataError("root", str(root), f"{folder / file} is malformed ({len(data)} images, "
+                                f"{len(targets)} labels)")
+            images.append(data)
+            labels += targets
+        targets = torch.tensor(labels)
         if targets.min() < 0 or targets.max() >= num_classes:
-            raise DataError(f"dataset.root={str(root)!r}: {name} labels outside 0..{num_classes - 1}")
-        if train and verify_md5 and (bad := ds.md5_mismatches()):
-            log.warning("%s files differ from the official release (MD5): %s", name, ", ".join(bad))
-        splits += [torch.from_numpy(data).permute(0, 3, 1, 2).contiguous(), targets]
+            raise DataError("root", str(root), f"{name} labels outside 0..{num_classes - 1} in {folder}")
+        splits += [torch.from_numpy(np.concatenate(images)), targets]
     return tuple(splits)
 
 
 def cifar(
-    name: str = "cifar100",
-    root: str = "data",
-    download: bool = True,
-    verify_md5: bool = True,
-    padding: int = 4,
-    hflip: bool = True,
-    **loader,
+    name: str,
+    root: str,
+    download: bool,
+    verify_md5: bool,
+    padding: int,
+    hflip: bool,
+    **batching,
 ) -> DataBundle:
     """CIFAR with the paper's recipe: crop 32 with padding 4, flip, normalise; test on raw images.
-    ``loader``: batch_size, device, seed, rank, world_size, … (see ``tensor_bundle``)."""
-    if loader.get("rank", 0) == 0 and download:
+    ``batching``: the fields of ``loaders.Batching``."""
+    if batching.get("rank", 0) == 0 and download:
         Path(root).mkdir(parents=True, exist_ok=True)
     splits = load_cifar(name, root, download, verify_md5)
-    return tensor_bundle(name, splits, _DATASETS[name][1], CIFAR_MEAN, CIFAR_STD, padding, hflip, **loader)
+    return tensor_bundle(name, splits, _DATASETS[name][1], CIFAR_MEAN, CIFAR_STD, padding, hflip, **batching)

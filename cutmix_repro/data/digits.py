@@ -9,11 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .bundle import DataBundle
-from .tensor_loader import tensor_bundle
+from .loaders import DataBundle, tensor_bundle
 
 
-def load_digits_tensors(image_size: int = 32, test_fraction: float = 0.2, split_seed: int = 0):
+def load_digits_tensors(image_size: int, test_fraction: float = 0.2, split_seed: int = 0):
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -30,10 +29,10 @@ def load_digits_tensors(image_size: int = 32, test_fraction: float = 0.2, split_
     return images[~test_mask], targets[~test_mask], images[test_mask], targets[test_mask]
 
 
-def digits(image_size: int = 32, padding: int = 2, hflip: bool = False, **loader) -> DataBundle:
+def digits(image_size: int, padding: int, hflip: bool, **batching) -> DataBundle:
     """Digits with a small random crop; no flips by default (a flipped 2 is not a 2).
-    ``loader``: batch_size, device, seed, rank, world_size, … (see ``tensor_bundle``)."""
+    ``batching``: the fields of ``loaders.Batching``."""
     splits = load_digits_tensors(image_size)
     train = splits[0].float() / 255
     mean, std = tuple(train.mean((0, 2, 3)).tolist()), tuple(train.std((0, 2, 3)).tolist())
-    return tensor_bundle("digits", splits, 10, mean, std, padding, hflip, **loader)
+    return tensor_bundle("digits", splits, 10, mean, std, padding, hflip, **batching)

@@ -1,94 +1,53 @@
-"""ImageNet from an ImageFolder with ``train/`` and ``val/`` (one folder per class in each),
-with the official augmentation, through a DataLoader with workers, pinned memory, persistent
-workers and prefetching. Batches arrive on the device (non-blocking copies)."""
+"""ImageNet from an ImageFolder with ``train/`` and ``val/`` (one folder per class in each), with the
+official augmentation, through a DataLoader with workers, pinned memory, persistent workers and
+prefetching. Batches arrive on the device (non-blocking copies)."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from torchvision import datasets
 
-from .bundle import DataBundle, DataError
+from ..errors import ConfigError, DataError
+from .loaders import UNREADABLE, Batching, DataBundle, DeviceLoader, ShardSampler
 from .transforms import imagenet_eval_transform, imagenet_train_transform
-
-
-class ShardSampler(Sampler[int]):
-    """Each rank's share of a (shuffled, per-epoch seeded) permutation.
-
-    Training: equal shards (the last N mod world images sit out the epoch) so every rank
-    takes the same number of steps. Evaluation: rank::world, every image exactly once."""
-
-    def __init__(self, size: int, train: bool, seed: int = 0, rank: int = 0, world_size: int = 1):
-        self.size, self.train, self.seed = size, train, seed
-        self.rank, self.world_size, self.epoch, self.skip = rank, world_size, 0, 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.epoch, self.skip = epoch, skip
-
-    def __iter__(self):
-        if not self.train:
-            return iter(range(self.rank, self.size, self.world_size))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(self.size, generator=g)
-        usable = self.size - self.size % self.world_size
-        return iter(perm[:usable][self.rank :: self.world_size][self.skip :].tolist())
-
-    def __len__(self) -> int:
-        if self.train:
-            return self.size // self.world_size - self.skip
-        return len(range(self.rank, self.size, self.world_size))
-
 
 log = logging.getLogger("cutmix_repro")
 
 
-def load_rgb(path: str) -> Image.Image:
-    """ImageFolder's loader, with one clear error naming a file that is not a readable image."""
-    try:
-        with open(path, "rb") as f:
-            return Image.open(f).convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"dataset.root: {path} is not a readable image ({type(err).__name__}); "
-                        "remove or replace it") from None
+class FileChecked(datasets.ImageFolder):
+    """An ImageFolder that does not die in a worker on an unreadable file: it hands the loader a
+    placeholder image with the target ``-1 - index``, and ``DeviceLoader`` names the file."""
 
-
-class DeviceLoader:
-    """A DataLoader whose batches are moved to the device; same interface as TensorLoader."""
-
-    def __init__(self, loader: DataLoader, sampler: ShardSampler, device):
-        self.loader, self.sampler, self.device = loader, sampler, torch.device(device)
-
-    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
-        self.sampler.set_epoch(epoch, start_step * self.loader.batch_size)
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.sampler) + self.sampler.skip
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
+    def __getitem__(self, index: int):
         try:
-            for images, targets in self.loader:
-                yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
-        except DataError as err:  # from a worker: keep the original one-line message
-            lines = [line for line in str(err).splitlines() if "DataError: " in line]
-            raise DataError(lines[-1].split("DataError: ", 1)[1] if lines else str(err)) from None
+            return super().__getitem__(index)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            placeholder = Image.new("RGB", (8, 8))
+            return self.transform(placeholder), UNREADABLE - index
 
 
-def _image_folder(path: Path, transform, key: str) -> datasets.ImageFolder:
+def default_workers() -> int:
+    """DataLoader workers from the CPUs this process may use, shared by the DDP ranks of its node,
+    one left for the process itself (at most 16)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(16, cpus // ranks_here - 1))
+
+
+def _image_folder(path: Path, transform) -> FileChecked:
     if not path.is_dir():
-        raise DataError(f"{key}={str(path.parent)!r} is invalid: no folder {path.name}/ there "
-                        "(ImageNet needs train/ and val/, one sub-folder per class)")
+        raise DataError("root", str(path.parent), f"no folder {path.name}/ there (ImageNet needs train/ and val/, "
+                        "one sub-folder per class)")
     try:
-        ds = datasets.ImageFolder(str(path), transform=transform, loader=load_rgb, allow_empty=False)
+        ds = FileChecked(str(path), transform=transform, allow_empty=False)
     except FileNotFoundError as err:  # an empty class folder, or no class folders at all
-        raise DataError(f"{key}={str(path.parent)!r}: {path.name}/ is unusable: {err}") from None
+        raise DataError("root", str(path.parent), f"{path.name}/ is unusable: {err}") from None
     files = sum(1 for f in path.rglob("*") if f.is_file())
     if files > len(ds.samples):
         log.warning("%s: ignored %d files that are not images by their extension", path, files - len(ds.samples))
@@ -96,43 +55,33 @@ def _image_folder(path: Path, transform, key: str) -> datasets.ImageFolder:
 
 
 def imagenet(
-    root: str = "data/imagenet",
-    image_size: int = 224,
-    resize: int = 256,
-    num_workers: int = 8,
-    prefetch_factor: int = 4,
-    *,
-    batch_size: int,
-    device="cpu",
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    drop_last: bool = False,
-    eval_batch_size: int | None = None,
+    root: str,
+    image_size: int,
+    resize: int,
+    num_workers: int | str,
+    prefetch_factor: int,
+    **batching,
 ) -> DataBundle:
+    """``batching``: the fields of ``Batching``; evaluation batches are as large as training ones."""
+    feed = Batching(**batching)
+    if num_workers == "auto":
+        num_workers = default_workers()
+    elif not (isinstance(num_workers, int) and num_workers >= 0):
+        raise ConfigError("num_workers", num_workers, "auto or a number of DataLoader workers >= 0")
     root_path = Path(root)
-    train_ds = _image_folder(root_path / "train", imagenet_train_transform(image_size), "dataset.root")
-    val_ds = _image_folder(root_path / "val", imagenet_eval_transform(image_size, resize), "dataset.root")
+    train_ds = _image_folder(root_path / "train", imagenet_train_transform(image_size))
+    val_ds = _image_folder(root_path / "val", imagenet_eval_transform(image_size, resize))
     if train_ds.classes != val_ds.classes:
-        raise DataError(f"dataset.root={root!r}: train/ and val/ have different class folders")
-    if world_size > len(train_ds):
-        raise DataError(f"world_size={world_size} is invalid: larger than the {len(train_ds)} training images")
-    on_cuda = torch.device(device).type == "cuda"
+        raise DataError("root", root, "train/ and val/ have different class folders")
+    on_cuda = torch.device(feed.device).type == "cuda"
 
-    def loader(ds, train: bool, bs: int):
-        sampler = ShardSampler(len(ds), train, seed, rank, world_size)
+    def loader(ds: FileChecked, train: bool) -> DeviceLoader:
+        sampler = ShardSampler(len(ds), train, feed)
         workers = dict(persistent_workers=True, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
-        dl = DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=num_workers, pin_memory=on_cuda,
-                        drop_last=drop_last and train, generator=torch.Generator().manual_seed(seed), **workers)
-        return DeviceLoader(dl, sampler, device)
+        dl = DataLoader(ds, batch_size=feed.batch_size, sampler=sampler, num_workers=num_workers,
+                        pin_memory=on_cuda, drop_last=feed.drop_last and train,
+                        generator=torch.Generator().manual_seed(feed.seed), **workers)
+        return DeviceLoader(dl, sampler, feed.device, [path for path, _ in ds.samples])
 
-    return DataBundle(
-        name="imagenet",
-        train=loader(train_ds, True, batch_size),
-        val=loader(val_ds, False, eval_batch_size or batch_size),
-        num_classes=len(train_ds.classes),
-        image_size=(image_size, image_size),
-    )
-
-
-__all__ = ["DeviceLoader", "ShardSampler", "imagenet"]
+    return DataBundle(name="imagenet", train=loader(train_ds, True), val=loader(val_ds, False),
+                      num_classes=len(train_ds.classes))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .bundle import DataBundle, DataError
-from .tensor_loader import tensor_bundle
+from ..errors import ConfigError
+from .loaders import DataBundle, tensor_bundle
 
 
 def make_synthetic(num_classes: int, train_size: int, test_size: int, image_size: int, channels: int,
@@ -29,22 +29,22 @@ def make_synthetic(num_classes: int, train_size: int, test_size: int, image_size
 
 
 def synthetic(
-    num_classes: int = 10,
-    train_size: int = 512,
-    test_size: int = 256,
-    image_size: int = 32,
-    channels: int = 3,
-    noise: float = 0.2,
-    data_seed: int = 0,
-    padding: int = 4,
-    hflip: bool = True,
-    **loader,
+    num_classes: int,
+    train_size: int,
+    test_size: int,
+    image_size: int,
+    channels: int,
+    noise: float,
+    data_seed: int,
+    padding: int,
+    hflip: bool,
+    **batching,
 ) -> DataBundle:
-    """``loader``: batch_size, device, seed, rank, world_size, … (see ``tensor_bundle``)."""
+    """``batching``: the fields of ``loaders.Batching``."""
     for key, value in (("num_classes", num_classes), ("train_size", train_size), ("test_size", test_size),
                        ("image_size", image_size), ("channels", channels)):
         if value < 1:
-            raise DataError(f"dataset.{key}={value!r} is invalid: must be >= 1")
+            raise ConfigError(key, value, "must be >= 1")
     splits = make_synthetic(num_classes, train_size, test_size, image_size, channels, noise, data_seed)
     half = (0.5,) * channels
-    return tensor_bundle("synthetic", splits, num_classes, half, half, padding, hflip, **loader)
+    return tensor_bundle("synthetic", splits, num_classes, half, half, padding, hflip, **batching)

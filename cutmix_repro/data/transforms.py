@@ -1,14 +1,15 @@
-"""The paper's augmentations (REFERENCE.md §2).
+"""The paper's augmentations (§4.1 of the paper; the official train.py's transforms).
 
 CIFAR: RandomCrop(32, padding=4) + horizontal flip + normalisation, done here on whole uint8
-batches on the training device (``crop_flip``, ``normalize``) instead of per image in PIL.
+batches on the training device (``crop_flip_padded``, ``normalize``) instead of per image in PIL:
+the same as torchvision's RandomCrop then RandomHorizontalFlip given the same offsets and flips,
+with the zero padding before normalisation that PIL applies.
 ImageNet: the official torchvision pipeline with ColorJitter and AlexNet's PCA lighting.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torchvision import transforms as T
 
@@ -32,17 +33,6 @@ def draw_crop_flip(n: int, padding: int, hflip: bool, generator: torch.Generator
     return offsets, flips
 
 
-def crop_flip(images: Tensor, offsets: Tensor, flips: Tensor, padding: int) -> Tensor:
-    """Random crop with zero padding and horizontal flip of a (N, C, H, W) batch.
-
-    Same as torchvision's RandomCrop(H, padding) then RandomHorizontalFlip() given the same
-    offsets (top, left) and flips; padding is with 0 before normalisation, as PIL does."""
-    h, w = images.shape[-2:]
-    if padding > 0:
-        images = F.pad(images, (padding, padding, padding, padding))
-    return crop_flip_padded(images, offsets, flips, h, w)
-
-
 def crop_flip_padded(padded: Tensor, offsets: Tensor, flips: Tensor, height: int, width: int) -> Tensor:
     """Crop (height, width) windows at ``offsets`` from already padded images, flipping where
     ``flips``: one ``torch.gather`` over the flattened pixels, no per-image Python."""
@@ -64,10 +54,10 @@ def normalize(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
 class Lighting:
     """AlexNet-style PCA lighting noise (Krizhevsky et al., 2012), std 0.1, on a [0, 1] tensor."""
 
-    def __init__(self, std: float = 0.1, eigval=IMAGENET_PCA_EIGVAL, eigvec=IMAGENET_PCA_EIGVEC):
+    def __init__(self, std: float):
         self.std = std
-        self.eigval = torch.tensor(eigval)
-        self.eigvec = torch.tensor(eigvec)
+        self.eigval = torch.tensor(IMAGENET_PCA_EIGVAL)
+        self.eigvec = torch.tensor(IMAGENET_PCA_EIGVEC)
 
     def __call__(self, img: Tensor) -> Tensor:
         if self.std == 0:
@@ -80,8 +70,8 @@ class Lighting:
         return f"Lighting(std={self.std})"
 
 
-def imagenet_train_transform(image_size: int = 224) -> T.Compose:
-    """The official ImageNet training augmentation (REFERENCE.md §2)."""
+def imagenet_train_transform(image_size: int) -> T.Compose:
+    """The official ImageNet training augmentation (the authors' train.py)."""
     return T.Compose(
         [
             T.RandomResizedCrop(image_size),
@@ -94,8 +84,8 @@ def imagenet_train_transform(image_size: int = 224) -> T.Compose:
     )
 
 
-def imagenet_eval_transform(image_size: int = 224, resize: int = 256) -> T.Compose:
-    """Resize 256, centre crop 224, normalise."""
+def imagenet_eval_transform(image_size: int, resize: int) -> T.Compose:
+    """Resize (256), centre crop (224), normalise."""
     return T.Compose(
         [T.Resize(resize), T.CenterCrop(image_size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     )
