@@ -25,36 +25,29 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.benchmark as benchmark
 
 from .engine.records import machine, package_versions
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+def timer(fn) -> benchmark.Timer:
+    """A ``torch.utils.benchmark.Timer`` of ``fn()`` with every thread torch may use (Timer's default is one)."""
+    return benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
 
 
-def median_time(fn, repeats: int, warmup: int = 2, device="cpu") -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_time(fn, min_run_time: float) -> float:
+    """Median seconds per call of ``fn`` (warm-up, blocks of calls until ``min_run_time`` seconds have
+    passed, CUDA synchronised)."""
+    return timer(fn).blocked_autorange(min_run_time=min_run_time).median
 
 
 # 1. the mixing op ----------------------------------------------------------------------------
-def bench_mixing(shapes, repeats: int, device="cpu") -> list[dict]:
+def bench_mixing(shapes, min_run_time: float, device="cpu") -> list[dict]:
     from timm.data import Mixup as TimmMixup
     from torchvision.transforms import v2
 
@@ -68,7 +61,7 @@ def bench_mixing(shapes, repeats: int, device="cpu") -> list[dict]:
         timm_mix = TimmMixup(mixup_alpha=0.0, cutmix_alpha=1.0, prob=1.0, mode="batch", label_smoothing=0.0,
                              num_classes=100)
         tv_mix = v2.CutMix(alpha=1.0, num_classes=100)
-        t_ours, t_timm, t_tv = (median_time(functools.partial(mixer, x, y), repeats, device=device)
+        t_ours, t_timm, t_tv = (median_time(functools.partial(mixer, x, y), min_run_time)
                                 for mixer in (ours, timm_mix, tv_mix))
         rows.append({"shape": "×".join(map(str, shape)), "ours_ms": 1e3 * t_ours, "timm_ms": 1e3 * t_timm,
                      "torchvision_ms": 1e3 * t_tv, "ours_over_timm": t_ours / t_timm,
@@ -93,7 +86,7 @@ def _write_cifar10(root: Path, num_images: int) -> None:
         pickle.dump({"label_names": [str(i) for i in range(10)]}, f)
 
 
-def bench_cifar_pipeline(num_images: int, batch_size: int, workers: int, device="cpu") -> dict:
+def bench_cifar_pipeline(num_images: int, batch_size: int, workers: int, min_run_time: float, device="cpu") -> dict:
     from torch.utils.data import DataLoader
     from torchvision import transforms as T
 
@@ -113,33 +106,47 @@ def bench_cifar_pipeline(num_images: int, batch_size: int, workers: int, device=
             for x, y in loader:
                 x.to(device), y.to(device)
 
-        ours = cifar("cifar10", root=tmp, download=False, verify_md5=False, batch_size=batch_size, device=device)
+        ours = cifar("cifar10", root=tmp, download=False, verify_md5=False, padding=4, hflip=True,
+                     batch_size=batch_size, device=device)
 
         def ours_epoch():
             for _ in ours.train:
                 pass
-            _sync(device)
 
-        t_tv = median_time(torchvision_epoch, repeats=2, warmup=1)
-        t_ours = median_time(ours_epoch, repeats=3, warmup=1, device=device)
+        t_tv = median_time(torchvision_epoch, min_run_time)
+        t_ours = median_time(ours_epoch, min_run_time)
     return {"images": n, "batch_size": batch_size, "workers": workers, "ours_images_per_s": n / t_ours,
             "torchvision_images_per_s": n / t_tv, "speedup": t_tv / t_ours}
 
 
 def _unchecked_cifar10(root, transform):
-    from .data.cifar import _CIFAR10
+    """torchvision's CIFAR10 data set over files that are not the official release (no MD5 check)."""
+    from torch.utils.data import Dataset
 
-    return _CIFAR10(root=root, train=True, transform=transform, download=False)
+    from .data import load_cifar
+
+    train_x, train_y, _, _ = load_cifar("cifar10", root, download=False, verify_md5=False)
+    hwc, labels = train_x.permute(0, 2, 3, 1).contiguous().numpy(), train_y.tolist()  # torchvision's layout
+
+    class Official(Dataset):  # torchvision.datasets.CIFAR10.__getitem__: a PIL image, then the transform
+        def __len__(self):
+            return len(labels)
+
+        def __getitem__(self, i):
+            from PIL import Image
+
+            return transform(Image.fromarray(hwc[i])), labels[i]
+
+    return Official()
 
 
 # 3. trainer overhead ---------------------------------------------------------------------------
 def bench_trainer_overhead(model_name: str, model_kwargs: dict, batch_size: int, steps: int, rounds: int) -> dict:
-    from .engine.trainer import train_one_epoch
+    from .engine.trainer import StepOptions, train_one_epoch
     from .models import create_model
-    from .paper import compose
     from .regularizers import CutMix
 
-    cfg = compose(["trainer.device=cpu", "trainer.progress=false", f"trainer.log_interval={10 * steps}"])
+    options = StepOptions(device=torch.device("cpu"), log_interval=10 * steps)
     torch.manual_seed(0)
     batches = [(torch.randn(batch_size, 3, 32, 32), torch.randint(10, (batch_size,))) for _ in range(steps)]
     base = create_model(model_name, num_classes=10, **model_kwargs)
@@ -153,7 +160,7 @@ def bench_trainer_overhead(model_name: str, model_kwargs: dict, batch_size: int,
     regularizer = CutMix(alpha=1.0, prob=1.0)
 
     def ours():
-        train_one_epoch(ours_model, batches, regularizer, ours_opt, scaler, cfg, torch.device("cpu"), 0, False)
+        train_one_epoch(ours_model, batches, regularizer, ours_opt, scaler, options, 0)
 
     def bare():
         bare_model.train()
@@ -165,11 +172,10 @@ def bench_trainer_overhead(model_name: str, model_kwargs: dict, batch_size: int,
 
     ours(), bare()  # warm up both
     t_ours, t_bare = [], []
+    timers = [(timer(fn), out) for fn, out in ((ours, t_ours), (bare, t_bare))]
     for _ in range(rounds):  # interleaved, so drift in the machine's speed hits both alike
-        for fn, out in ((ours, t_ours), (bare, t_bare)):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
+        for each, out in timers:
+            out.append(each.timeit(number=1).mean)
     ratio = statistics.median(a / b for a, b in zip(t_ours, t_bare))
     return {"model": model_name, "batch_size": batch_size, "steps": steps, "rounds": rounds,
             "ours_step_ms": 1e3 * statistics.median(t_ours) / steps,
@@ -205,9 +211,8 @@ def _official_cutmix(x, y, alpha=1.0):
 
 def bench_cuda_training(model_name: str, num_classes: int, image: int, batch_size: int, steps: int,
                         use_compile: bool, cifar_epoch_images: int = 50_000) -> dict:
-    from .engine.trainer import train_one_epoch
+    from .engine.trainer import StepOptions, train_one_epoch
     from .models import create_model
-    from .paper import compose
     from .regularizers import CutMix
 
     device = torch.device("cuda")
@@ -236,8 +241,7 @@ def bench_cuda_training(model_name: str, num_classes: int, image: int, batch_siz
             official_opt.step()
 
     # ours: the real trainer step, bf16 autocast + channels_last (+ compile)
-    cfg = compose(["trainer.device=cuda", "trainer.amp=bf16", "trainer.channels_last=true", "trainer.progress=false",
-                   f"trainer.log_interval={10 * steps}"])
+    options = StepOptions(device=device, amp_dtype=torch.bfloat16, channels_last=True, log_interval=10 * steps)
     ours_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     ours_opt = sgd(ours_model)
     if use_compile:
@@ -245,16 +249,14 @@ def bench_cuda_training(model_name: str, num_classes: int, image: int, batch_siz
     run_model = ours_model
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     regularizer = CutMix(alpha=1.0, prob=1.0)
-    compile_start = time.perf_counter()
-    train_one_epoch(run_model, batches[:3], regularizer, ours_opt, scaler, cfg, device, 0, False)
-    _sync(device)
-    warmup_s = time.perf_counter() - compile_start
+    warmup_s = timer(lambda: train_one_epoch(run_model, batches[:3], regularizer, ours_opt, scaler, options, 0)
+                     ).timeit(number=1).mean
 
     def ours():
-        train_one_epoch(run_model, batches, regularizer, ours_opt, scaler, cfg, device, 0, False)
+        train_one_epoch(run_model, batches, regularizer, ours_opt, scaler, options, 0)
 
-    t_official = median_time(official, repeats=3, warmup=1, device=device)
-    t_ours = median_time(ours, repeats=3, warmup=1, device=device)
+    t_official = median_time(official, min_run_time=3.0)
+    t_ours = median_time(ours, min_run_time=3.0)
     ours_ips = batch_size * steps / t_ours
     official_ips = batch_size * steps / t_official
     result = {"model": model_name, "image": image, "batch_size": batch_size, "compile": use_compile,
@@ -350,13 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name(0) if has_cuda and "cuda" in parts else "cpu"
     if "mixing" in parts:
         shapes = [(8, 3, 32, 32), (8, 3, 64, 64)] if quick else [(64, 3, 32, 32), (64, 3, 224, 224)]
-        results["mixing"] = bench_mixing(shapes, repeats=5 if quick else 50)
+        seconds = 0.05 if quick else 1.0
+        results["mixing"] = bench_mixing(shapes, seconds)
         if has_cuda and "cuda" in parts:
-            results["mixing"] += [{**r, "shape": r["shape"] + " (cuda)"}
-                                  for r in bench_mixing(shapes, repeats=5 if quick else 50, device="cuda")]
+            results["mixing"] += [{**r, "shape": r["shape"] + " (cuda)"} for r in bench_mixing(shapes, seconds, "cuda")]
     if "pipeline" in parts:
         workers = min(os.cpu_count() or 1, 2 if quick else 8)
-        results["pipeline"] = bench_cifar_pipeline(512 if quick else 10_000, 64, workers)
+        results["pipeline"] = bench_cifar_pipeline(512 if quick else 10_000, 64, workers, 0.1 if quick else 5.0)
     if "overhead" in parts:
         results["overhead"] = (bench_trainer_overhead("cifar_resnet", {"depth": 8, "bottleneck": False}, 8, 2, 2)
                                if quick else

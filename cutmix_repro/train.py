@@ -1,9 +1,10 @@
 """Train one paper setting: ``python -m cutmix_repro.train +experiment=cifar100_pyramidnet``.
 
 Hydra composes ``configs/train.yaml`` with the command line; ``-m`` sweeps (e.g.
-``regularizer.alpha=0.1,0.25,0.5,1.0,2.0,4.0``). Every run directory receives the resolved
-config (``.hydra/``), ``train.log``, ``tb/`` (TensorBoard), ``results.json``, ``last.pt`` and
-``best.pt``. Bad input stops before training with one line on stderr and exit status 2.
+``regularizer.alpha=0.1,0.25,0.5,1.0,2.0,4.0``), one run directory per combination, named by the
+swept values (``regularizer.alpha=0.5``). Every run directory receives the resolved config
+(``.hydra/``), ``train.log``, ``tb/`` (TensorBoard), ``results.json``, ``last.pt`` and ``best.pt``.
+Bad input stops before training with one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from .config_dir import GROUPS, config_dir, options
+from .config import GROUPS, compose, config_dir, options
+from .engine.records import BEST_TOP1, INTERRUPTED, STATUS
 
 log = logging.getLogger("cutmix_repro")
 _GROUP_ARG = re.compile(r"^[+~]{0,2}(" + "|".join(GROUPS) + r")=(.*)$")
@@ -43,40 +45,54 @@ def check_group_overrides(argv: list[str]) -> str | None:
     return None
 
 
-def check_composes(argv: list[str]) -> str | None:
-    """One error line if the overrides do not compose (unknown key, bad syntax), else None.
-
-    Sweeps (``a=1,2``) are checked with their first value; Hydra's own keys are left to it."""
-    from hydra import compose, initialize_config_dir
+def _first_of_each_sweep(argv: list[str]):
+    """The parsed command-line overrides (Hydra's own keys left out, but for the search path), and
+    the same overrides with each sweep replaced by its first value."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     args = [a for a in argv if not a.startswith("-")
             and (not a.lstrip("+~").startswith("hydra") or a.lstrip("+").startswith("hydra.searchpath"))]
+    overrides = OverridesParser.create().parse_overrides(args)
+    single = [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
+              else o.input_line for o in overrides]
+    return overrides, single
+
+
+def check_composes(argv: list[str]) -> str | None:
+    """One error line if the overrides do not compose (unknown key, bad syntax), else None.
+
+    Sweeps (``a=1,2``) are checked with their first value; Hydra's own keys are left to it."""
     try:
-        overrides = OverridesParser.create().parse_overrides(args)
-        single = []
-        for override in overrides:
-            if override.is_sweep_override():
-                first = next(iter(override.sweep_string_iterator()))
-                single.append(f"{override.get_key_element()}={first}")
-            else:
-                single.append(override.input_line)
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            compose("train", overrides=single)
+        overrides, single = _first_of_each_sweep(argv)
+        compose(single)
     except Exception as err:
+        cause = err.__cause__
+        unknown = getattr(cause, "full_key", None)
+        if type(cause).__name__ in ("ConfigAttributeError", "ConfigKeyError") and unknown:
+            return _unknown_key(unknown, [s for o, s in zip(overrides, single) if o.key_or_group != unknown])
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         lines = [line for line in lines if not line.startswith(("full_key", "object_type", "Set the environment"))]
         return "error: " + "; ".join(lines)
     return None
 
 
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+def _unknown_key(key: str, others: list[str]) -> str:
+    """``model.shakedrop`` on a model without that option: name the keys that node does have."""
+    parent, _, _ = key.rpartition(".")
+    try:
+        node = OmegaConf.select(compose(others), parent) if parent else compose(others)
+        have = ", ".join(k for k in node.keys() if not str(k).startswith("_"))
+    except Exception:
+        have = "see --cfg job"
+    where = f"{parent} has" if parent else "the top level has"
+    return f"error: {key} is not a key of this config ({where}: {have}); add a new key with +{key}=..."
 
 
 def fail(message: str) -> None:
     """One line on stderr (from rank 0 only under torchrun) and exit status 2."""
-    if _rank() == 0:
+    from .engine import distributed
+
+    if distributed.rank() == 0:
         print(message if message.startswith("error:") else f"error: {message}", file=sys.stderr)
     sys.exit(2)
 
@@ -89,30 +105,37 @@ def _run_time(fmt: str) -> str:
 OmegaConf.register_new_resolver("cutmix_now", _run_time, replace=True)
 
 
+def sweep_subdir(argv: list[str]) -> list[str]:
+    """Overrides that name each run of a multirun by the values it sweeps (``regularizer.alpha=0.5``,
+    joined with commas when several keys are swept), so TensorBoard lists ``regularizer.alpha=0.5/tb``.
+    Nothing when the user set ``hydra.sweep.subdir`` or nothing is swept (then runs are 0, 1, …)."""
+    if not {"-m", "--multirun"} & set(argv) or any(a.startswith("hydra.sweep.subdir") for a in argv):
+        return []
+    overrides, _ = _first_of_each_sweep(argv)
+    if not any(o.is_sweep_override() for o in overrides):
+        return []
+    fixed = sorted({o.key_or_group for o in overrides if not o.is_sweep_override()})
+    return [f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed)}]",
+            "hydra.sweep.subdir=${hydra.job.override_dirname}"]
+
+
 def _join_torchrun() -> None:
     """Under torchrun, agree on one run directory before Hydra makes it: rank 0's launch time
     is broadcast, and the other ranks write neither ``.hydra/`` nor a log file."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return
-    import torch
-    import torch.distributed as dist
+    from .engine import distributed
 
-    if not dist.is_initialized():
-        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
-    stamp = [os.environ.get("CUTMIX_RUN_TIME", str(time.time()))]
-    dist.broadcast_object_list(stamp, src=0)
-    os.environ["CUTMIX_RUN_TIME"] = stamp[0]
-    if _rank() != 0:
+    distributed.join()
+    os.environ["CUTMIX_RUN_TIME"] = distributed.broadcast_object(os.environ.get("CUTMIX_RUN_TIME", str(time.time())))
+    if distributed.rank() != 0:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _run(cfg: DictConfig) -> float | None:
-    from .engine import fit  # after Hydra has parsed the command line: --help stays fast
+    from .engine import distributed  # after Hydra has parsed the command line: --help stays fast
+    from .engine.trainer import fit
 
     runtime = HydraConfig.get().runtime
-    from .engine import distributed
-
     finished = False
     try:
         results = fit(cfg, runtime.output_dir, dict(runtime.choices))
@@ -121,14 +144,14 @@ def _run(cfg: DictConfig) -> float | None:
         if os.environ.get("CUTMIX_DEBUG"):
             raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if _rank() == 0:
+        if distributed.rank() == 0:
             log.error("%s", message)
         fail(message)
     finally:
         distributed.teardown(together=finished)
-    if results.get("status") == "interrupted":
+    if results.get(STATUS) == INTERRUPTED:
         sys.exit(0)  # stopped by a signal: checkpoint written; start no further job of a sweep
-    return results.get("best_top1_err")
+    return results.get(BEST_TOP1)
 
 
 def _exit_worker(code: int) -> None:
@@ -147,6 +170,7 @@ def main() -> None:
     message = check_group_overrides(argv) or check_composes(argv)
     if message:
         fail(message)
+    sys.argv += sweep_subdir(argv)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         _run()
         return

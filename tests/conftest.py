@@ -1,5 +1,9 @@
+"""Shared fixtures: one seeded generator per test, and one small finished training run that several
+tests read (its records, checkpoints, TensorBoard log), trained once per session."""
+
 import pytest
 import torch
+from helpers import fit_run
 
 
 @pytest.fixture(autouse=True)
@@ -8,13 +12,15 @@ def _seed():
     yield
 
 
-def unique_batch(n: int, c: int = 3, h: int = 32, w: int = 32, dtype=torch.float32) -> torch.Tensor:
-    """Every value in the batch is distinct, so each output pixel names the image it came from."""
-    return torch.arange(n * c * h * w, dtype=torch.float64).view(n, c, h, w).to(dtype)
+# A run whose test error goes down and up again: best epoch 3, last epoch 4 worse, and the best epoch's
+# top-5 error is not the lowest top-5 of the run (epoch 4 has it). lr 0.5 held constant (gamma 1).
+FINISHED_RUN = ["dataset=synthetic", "dataset.train_size=96", "dataset.test_size=48", "model=cifar_resnet",
+                "model.depth=8", "model.bottleneck=false", "trainer.batch_size=16", "trainer.epochs=4",
+                "trainer.lr=0.5", "scheduler.gamma=1.0", "seed=1"]
 
 
-def source_of(out: torch.Tensor, orig: torch.Tensor, channel: int = 0) -> torch.Tensor:
-    """For each output pixel (n, h, w) of one channel, the index of the input image it came from."""
-    n, c, h, w = orig.shape
-    # values are unique: pixel value v belongs to image v // (c*h*w)
-    return (out[:, channel].double() // (c * h * w)).long()
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """(run directory, results) of ``FINISHED_RUN``, trained in-process through ``fit``."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    return run, fit_run(FINISHED_RUN, run)

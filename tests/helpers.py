@@ -1,7 +1,10 @@
-"""Running the real command line in a subprocess, and reading what a run left behind."""
+"""Running the real command line (in a subprocess, or in this process through the same ``main``),
+training through ``fit``, and reading what a run left behind."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -9,6 +12,8 @@ import sys
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cutmix_repro.config import compose
 
 TINY_MODEL = ["model=cifar_resnet", "model.depth=8", "model.bottleneck=false"]
 FAST = ["trainer.progress=false", "trainer.device=cpu"]
@@ -18,6 +23,28 @@ def train_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None =
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", "cutmix_repro.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def train_main(args: list[str], monkeypatch) -> tuple[int, str]:
+    """``python -m cutmix_repro.train ARGS`` run in this process (the same ``main``): (exit status, stderr)."""
+    from cutmix_repro import train
+
+    monkeypatch.setattr(sys, "argv", ["cutmix_repro.train", *args])
+    err = io.StringIO()
+    status = 0
+    with contextlib.redirect_stderr(err):
+        try:
+            train.main()
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    return status, err.getvalue()
+
+
+def fit_run(overrides: list[str], run_dir: Path) -> dict:
+    """Train the composed config in this process; the results it returns."""
+    from cutmix_repro.engine.trainer import fit
+
+    return fit(compose([*overrides, *FAST]), run_dir)
 
 
 def results(run_dir: Path) -> dict:
@@ -31,3 +58,20 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     if tag not in acc.Tags()["scalars"]:
         return []
     return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def history_without_timing(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in h.items() if k not in ("images_per_s", "wall_time_s")} for h in history]
+
+
+def unique_batch(n: int, c: int = 3, h: int = 32, w: int = 32, dtype=None):
+    """Every value in the batch is distinct, so each output pixel names the image it came from."""
+    import torch
+
+    return torch.arange(n * c * h * w, dtype=torch.float64).view(n, c, h, w).to(dtype or torch.float32)
+
+
+def source_of(out, orig, channel: int = 0):
+    """For each output pixel (n, h, w) of one channel, the index of the input image it came from."""
+    n, c, h, w = orig.shape
+    return (out[:, channel].double() // (c * h * w)).long()  # value v belongs to image v // (c·h·w)

@@ -12,13 +12,11 @@ import time
 import pytest
 import torch
 from fakedata import write_imagefolder
-from helpers import FAST, results, scalars, train_cli
-from hydra import compose, initialize_config_dir
+from helpers import FAST, TINY_MODEL, fit_run, history_without_timing, results, scalars, train_main
 
 import cutmix_repro.engine.trainer as trainer_module
-from cutmix_repro.config_dir import config_dir
-from cutmix_repro.engine import TrainingDiverged, fit
 from cutmix_repro.engine.checkpoint import save_checkpoint
+from cutmix_repro.engine.trainer import TrainingDiverged
 
 ARGS = ["dataset=synthetic", "dataset.train_size=384", "dataset.test_size=64", "model=cifar_resnet",
         "model.depth=14", "model.bottleneck=false", "model.drop_path_rate=0.1", "regularizer=cutmix",
@@ -48,10 +46,6 @@ def weights(run):
     return torch.load(run / "last.pt", weights_only=True)["model"]
 
 
-def strip(history):
-    return [{k: v for k, v in h.items() if k not in ("images_per_s", "wall_time_s")} for h in history]
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     run = tmp_path_factory.mktemp("reference") / "run"
@@ -63,7 +57,7 @@ def reference(tmp_path_factory):
 def assert_same_run(run, reference):
     a, b = weights(run), weights(reference)
     assert all(torch.equal(a[k], b[k]) for k in a), "weights differ from the uninterrupted run"
-    assert strip(results(run)["history"]) == strip(results(reference)["history"])
+    assert history_without_timing(results(run)["history"]) == history_without_timing(results(reference)["history"])
     assert [s for s, _ in scalars(run, "val/top1_err")] == [1, 2, 3, 4, 5], "TensorBoard steps once each"
 
 
@@ -119,38 +113,41 @@ def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one_intact(tmp_pa
     assert list(tmp_path.iterdir()) == [path]
 
 
-def test_corrupted_checkpoint_is_one_clear_error_and_is_kept(tmp_path):
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_corrupted_checkpoint_is_one_clear_error_and_is_kept(tmp_path, monkeypatch):
     run = tmp_path / "run"
-    args = ["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=16", "model=cifar_resnet",
-            "model.depth=8", "model.bottleneck=false", "trainer.epochs=2", *FAST, f"hydra.run.dir={run}"]
+    args = ["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=16", *TINY_MODEL, "trainer.epochs=2",
+            *FAST, f"hydra.run.dir={run}"]
     run.mkdir()
     (run / "last.pt").write_bytes(b"\x00 not a checkpoint")
-    proc = train_cli([*args, "trainer.resume=true"], tmp_path)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2 and len(lines) == 1 and "corrupted" in lines[0] and "last.pt" in lines[0]
+    status, stderr = train_main([*args, "trainer.resume=true"], monkeypatch)
+    line = one_error_line(stderr)
+    assert status == 2 and "corrupted" in line and "last.pt" in line
     assert (run / "last.pt").read_bytes() == b"\x00 not a checkpoint"
 
 
-def test_checkpoint_from_another_model_or_dataset_names_the_mismatch(tmp_path):
+def test_checkpoint_from_another_model_or_dataset_names_the_mismatch(tmp_path, monkeypatch):
     run = tmp_path / "run"
     base = ["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=16", "model=cifar_resnet",
             "model.bottleneck=false", "trainer.epochs=2", *FAST, f"hydra.run.dir={run}"]
-    assert train_cli([*base, "model.depth=8", "trainer.epochs=1"], tmp_path).returncode == 0
+    assert train_main([*base, "model.depth=8", "trainer.epochs=1"], monkeypatch)[0] == 0
     before = (run / "last.pt").read_bytes()
-    proc = train_cli([*base, "model.depth=14", "trainer.resume=true"], tmp_path)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2 and len(lines) == 1 and "num_params" in lines[0] and "another run" in lines[0]
+    status, stderr = train_main([*base, "model.depth=14", "trainer.resume=true"], monkeypatch)
+    line = one_error_line(stderr)
+    assert status == 2 and "another run" in line and "model='resnet8'" in line and "model='resnet14'" in line
     other_data = [a for a in base if not a.startswith("dataset")] + ["dataset=digits", "model.depth=8"]
-    proc = train_cli([*other_data, "trainer.resume=true"], tmp_path)
-    assert proc.returncode == 2 and "dataset='synthetic'" in proc.stderr and "dataset='digits'" in proc.stderr
+    status, stderr = train_main([*other_data, "trainer.resume=true"], monkeypatch)
+    line = one_error_line(stderr)
+    assert status == 2 and "dataset='synthetic'" in line and "dataset='digits'" in line
     assert (run / "last.pt").read_bytes() == before
 
 
 def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["dataset=synthetic", "dataset.train_size=64", "dataset.test_size=16",
-                                          "model=cifar_resnet", "model.depth=8", "model.bottleneck=false",
-                                          "trainer.epochs=3", "trainer.batch_size=16", *FAST])
     real_loss = trainer_module.mixed_cross_entropy
     calls = {"n": 0}
 
@@ -161,47 +158,42 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint
 
     monkeypatch.setattr(trainer_module, "mixed_cross_entropy", poisoned)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3.*last good checkpoint.*after epoch 1"):
-        fit(cfg, tmp_path)
+        fit_run(["dataset=synthetic", "dataset.train_size=64", "dataset.test_size=16", *TINY_MODEL,
+                 "trainer.epochs=3", "trainer.batch_size=16"], tmp_path)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["status"] == "diverged" and len(res["history"]) == 1
 
 
-def test_exploding_learning_rate_is_one_clear_line_from_the_command_line(tmp_path):
-    proc = train_cli(["dataset=synthetic", "dataset.train_size=64", "dataset.test_size=16", "model=cifar_resnet",
-                      "model.depth=8", "model.bottleneck=false", "trainer.epochs=2", "trainer.lr=1e30", *FAST,
-                      f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2 and len(lines) == 1
-    assert re.search(r"NaN or infinite at epoch \d+, step \d+; training stopped", lines[0]), lines[0]
+def test_exploding_learning_rate_is_one_clear_line_from_the_command_line(tmp_path, monkeypatch):
+    status, stderr = train_main(["dataset=synthetic", "dataset.train_size=64", "dataset.test_size=16", *TINY_MODEL,
+                                 "trainer.epochs=2", "trainer.lr=1e30", *FAST, f"hydra.run.dir={tmp_path / 'run'}"],
+                                monkeypatch)
+    line = one_error_line(stderr)
+    assert status == 2 and re.search(r"NaN or infinite at epoch \d+, step \d+; training stopped", line), line
 
 
-def test_imagenet_folder_with_stray_and_broken_files(tmp_path):
+def test_imagenet_folder_with_stray_and_broken_files(tmp_path, monkeypatch):
     write_imagefolder(tmp_path / "imagenet", classes=2, train_per_class=3, val_per_class=2)
     (tmp_path / "imagenet" / "train" / "n00000000" / "README.txt").write_text("not an image")
-    args = ["+experiment=imagenet_resnet50", "dataset.root=imagenet", "dataset.image_size=32", "dataset.resize=36",
-            "dataset.num_workers=0", "trainer.batch_size=2", "trainer.epochs=1", *FAST]
-    ok = train_cli([*args, f"hydra.run.dir={tmp_path / 'ok'}"], tmp_path)
-    assert ok.returncode == 0, ok.stderr  # files that are not images by name are skipped, with a warning
+    args = ["+experiment=imagenet_resnet50", f"dataset.root={tmp_path / 'imagenet'}", "dataset.image_size=32",
+            "dataset.resize=36", "dataset.num_workers=0", "trainer.batch_size=2", "trainer.epochs=1", *FAST]
+    status, stderr = train_main([*args, f"hydra.run.dir={tmp_path / 'ok'}"], monkeypatch)
+    assert status == 0, stderr  # files that are not images by name are skipped, with a warning
     (tmp_path / "imagenet" / "train" / "n00000001" / "broken.JPEG").write_text("not a jpeg")
-    bad = train_cli([*args, "dataset.num_workers=2", f"hydra.run.dir={tmp_path / 'bad'}"], tmp_path)
-    lines = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
-    assert bad.returncode == 2 and len(lines) == 1 and "broken.JPEG" in lines[0], bad.stderr[-2000:]
+    status, stderr = train_main([*args, "dataset.num_workers=2", f"hydra.run.dir={tmp_path / 'bad'}"], monkeypatch)
+    assert status == 2 and "broken.JPEG is not a readable image" in one_error_line(stderr)
 
 
-def test_empty_imagenet_class_is_one_clear_line(tmp_path):
+def test_empty_imagenet_class_is_one_clear_line(tmp_path, monkeypatch):
     write_imagefolder(tmp_path / "imagenet", classes=2)
     (tmp_path / "imagenet" / "train" / "n_empty").mkdir()
-    proc = train_cli(["+experiment=imagenet_resnet50", "dataset.root=imagenet", "dataset.num_workers=0", *FAST,
-                      f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2 and len(lines) == 1 and "n_empty" in lines[0]
+    status, stderr = train_main(["+experiment=imagenet_resnet50", f"dataset.root={tmp_path / 'imagenet'}",
+                                 "dataset.num_workers=0", *FAST, f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch)
+    assert status == 2 and "n_empty" in one_error_line(stderr)
 
 
 def test_batch_size_that_does_not_divide_the_data_keeps_the_partial_batch(tmp_path):
-    run = tmp_path / "run"
-    proc = train_cli(["dataset=synthetic", "dataset.train_size=50", "dataset.test_size=33", "model=cifar_resnet",
-                      "model.depth=8", "model.bottleneck=false", "trainer.epochs=1", "trainer.batch_size=16", *FAST,
-                      f"hydra.run.dir={run}"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert results(run)["history"][0]["val_count"] == 33
+    res = fit_run(["dataset=synthetic", "dataset.train_size=50", "dataset.test_size=33", *TINY_MODEL,
+                   "trainer.epochs=1", "trainer.batch_size=16"], tmp_path / "run")
+    assert res["history"][0]["val_count"] == 33

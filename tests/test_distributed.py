@@ -5,12 +5,11 @@ import subprocess
 import sys
 
 import torch
-from helpers import results
+from helpers import FAST, results, train_main
 
-from cutmix_repro.data import synthetic
-from cutmix_repro.engine import evaluate
+from cutmix_repro.config import build, compose
+from cutmix_repro.engine.trainer import StepOptions, evaluate
 from cutmix_repro.models import create_model
-from cutmix_repro.paper import compose
 
 DATA = ["dataset=synthetic", "dataset.train_size=64", "dataset.test_size=33", "model=cifar_resnet",
         "model.depth=8", "model.bottleneck=false", "trainer.progress=false"]
@@ -37,8 +36,8 @@ def test_two_ranks_agree_count_each_test_image_once_and_match_single_process_eva
     state = torch.load(run / "last.pt", weights_only=True)
     model = create_model("cifar_resnet", num_classes=10, depth=8, bottleneck=False)
     model.load_state_dict(state["model"])
-    data = synthetic(train_size=64, test_size=33, batch_size=16)
-    val = evaluate(model, data.val, compose(["trainer.device=cpu"]), torch.device("cpu"))
+    data = build(compose(DATA).dataset, "dataset", batch_size=16)
+    val = evaluate(model, data.val, StepOptions(device=torch.device("cpu")))
     assert val["count"] == 33
     assert abs(val["top1_err"] - res["last_top1_err"]) < 1e-9
     assert abs(val["top5_err"] - res["last_top5_err"]) < 1e-9
@@ -51,7 +50,7 @@ def test_world_size_larger_than_the_data_is_one_clear_error(tmp_path):
                      "trainer.batch_size=2", "trainer.progress=false", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "world_size=2" in errors[0] and "1 images" in errors[0]
+    assert len(errors) == 1 and "world_size=2" in errors[0] and "the 1 training images" in errors[0]
 
 
 def test_global_batch_not_divisible_by_world_size_is_refused(tmp_path):
@@ -71,16 +70,14 @@ def test_slurm_launcher_config_composes_with_requeue_settings(tmp_path):
         assert needle in proc.stdout, needle
 
 
-def test_a_requeued_slurm_job_resumes_by_itself(tmp_path):
-    from helpers import train_cli
-
+def test_a_requeued_slurm_job_resumes_by_itself(tmp_path, monkeypatch):
     run = tmp_path / "run"
-    args = [*DATA, "trainer.batch_size=16", f"hydra.run.dir={run}"]
-    assert train_cli([*args, "trainer.epochs=1"], tmp_path).returncode == 0
-    refused = train_cli([*args, "trainer.epochs=2"], tmp_path)
-    assert refused.returncode == 2  # a plain rerun never overwrites
-    requeued = train_cli([*args, "trainer.epochs=2"], tmp_path, env={"SLURM_RESTART_COUNT": "1"})
-    assert requeued.returncode == 0, requeued.stderr
+    args = [*DATA, *FAST, "trainer.batch_size=16", f"hydra.run.dir={run}"]
+    assert train_main([*args, "trainer.epochs=1"], monkeypatch)[0] == 0
+    assert train_main([*args, "trainer.epochs=2"], monkeypatch)[0] == 2  # a plain rerun never overwrites
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    status, stderr = train_main([*args, "trainer.epochs=2"], monkeypatch)
+    assert status == 0, stderr
     res = results(run)
     assert res["epochs_done"] == 2 and [h["epoch"] for h in res["history"]] == [1, 2]
     assert "resumed from" in (run / "train.log").read_text()

@@ -1,24 +1,37 @@
-"""The paper's recipes (REFERENCE.md §2) as the experiment configs compose them."""
+"""The paper's recipes (§4.1.1 ImageNet, §4.1.2 CIFAR; kept in paper_tables.yaml) as the experiment
+configs compose them, the learning-rate schedule of the authors' train.py, and what reaches the loss."""
+
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from torchvision import transforms as T
 
+from cutmix_repro.config import compose
 from cutmix_repro.data.transforms import (
     CIFAR_MEAN,
     CIFAR_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     Lighting,
     imagenet_eval_transform,
     imagenet_train_transform,
 )
-from cutmix_repro.paper import compose
+from cutmix_repro.engine.trainer import StepOptions, train_one_epoch
+from cutmix_repro.models import create_model
+from cutmix_repro.paper import load_tables
+from cutmix_repro.regularizers import Baseline
+
+FACTS = load_tables()
+RECIPES = FACTS["recipes"]
 
 
 def lr_per_epoch(cfg):
     params = [torch.nn.Parameter(torch.zeros(1))]
-    optimizer = instantiate(cfg.optimizer)(params=params)
-    scheduler = instantiate(cfg.scheduler)(optimizer=optimizer, epochs=cfg.trainer.epochs)
+    optimizer = instantiate(cfg.optimizer, params=params)
+    scheduler = instantiate(cfg.scheduler, optimizer=optimizer, epochs=cfg.trainer.epochs)
     lrs = []
     for _ in range(cfg.trainer.epochs):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -27,62 +40,121 @@ def lr_per_epoch(cfg):
     return optimizer, lrs
 
 
-@pytest.mark.parametrize("experiment, lr, prob", [("cifar100_pyramidnet", 0.25, 0.5), ("cifar10_pyramidnet", 0.25, 0.5),
-                                                  ("cifar100_pyramidnet110", 0.25, 0.5),
-                                                  ("cifar100_resnet110", 0.1, 1.0)])
-def test_cifar_recipe(experiment, lr, prob):
+def official_lr(recipe: dict, epoch: int, epochs: int) -> float:
+    """The authors' adjust_learning_rate: CIFAR ×0.1 at epoch // (epochs·0.5) and // (epochs·0.75); ImageNet at
+    300 epochs every 75."""
+    if len(recipe["lr_decay_epochs"]) == 2:
+        return recipe["lr"] * 0.1 ** (epoch // (epochs * 0.5)) * 0.1 ** (epoch // (epochs * 0.75))
+    return recipe["lr"] * 0.1 ** (epoch // 75)
+
+
+@pytest.mark.parametrize("experiment", list(RECIPES))
+def test_each_experiment_composes_the_papers_recipe(experiment):
+    recipe = RECIPES[experiment]
     cfg = compose([f"+experiment={experiment}"])
-    assert cfg.trainer.epochs == 300 and cfg.trainer.batch_size == 64 and cfg.trainer.lr == lr
-    assert cfg.regularizer.alpha == 1.0 and cfg.regularizer.prob == prob and cfg.regularizer.correct_lam
+    assert cfg.trainer.epochs == recipe["epochs"] and cfg.trainer.batch_size == recipe["batch_size"]
+    assert cfg.trainer.lr == recipe["lr"] and cfg.cutout_size == recipe["cutout_size"]
+    assert cfg.regularizer.alpha == recipe["cutmix_alpha"] and cfg.regularizer.prob == recipe["cutmix_prob"]
+    assert cfg.regularizer.correct_lam
     optimizer, lrs = lr_per_epoch(cfg)
-    group = optimizer.param_groups[0]
-    assert group["momentum"] == 0.9 and group["nesterov"] and group["weight_decay"] == 1e-4
-    assert lrs[0] == lrs[149] == lr
-    assert lrs[150] == pytest.approx(lr * 0.1) and lrs[224] == pytest.approx(lr * 0.1)
-    assert lrs[225] == pytest.approx(lr * 0.01) and lrs[299] == pytest.approx(lr * 0.01)
-    assert cfg.dataset.padding == 4 and cfg.dataset.hflip and cfg.cutout_size == 16
+    group, sgd = optimizer.param_groups[0], FACTS["optimizer"]
+    assert type(optimizer).__name__ == sgd["name"] and group["momentum"] == sgd["momentum"]
+    assert group["nesterov"] == sgd["nesterov"] and group["weight_decay"] == sgd["weight_decay"]
+    decays = [e for e in range(1, len(lrs)) if lrs[e] < lrs[e - 1]]
+    assert decays == recipe["lr_decay_epochs"]
+    assert lrs == pytest.approx([official_lr(recipe, e, 300) for e in range(300)])
 
 
-@pytest.mark.parametrize("experiment, model", [("imagenet_resnet50", "resnet50"), ("imagenet_resnet101", "resnet101"),
-                                               ("imagenet_resnext101", "resnext101_32x4d")])
-def test_imagenet_recipe(experiment, model):
-    cfg = compose([f"+experiment={experiment}"])
-    assert cfg.model.name == model and cfg.trainer.epochs == 300
-    assert cfg.trainer.batch_size == 256 and cfg.trainer.lr == 0.1 and cfg.regularizer.prob == 1.0
-    assert cfg.cutout_size == 112 and cfg.dataset.image_size == 224 and cfg.dataset.resize == 256
+@pytest.mark.parametrize("epochs", [1, 2, 3, 4, 7, 10, 30, 101])
+def test_a_shortened_cifar_run_decays_where_the_authors_code_would(epochs):
+    cfg = compose(["+experiment=cifar100_pyramidnet", f"trainer.epochs={epochs}"])
     _, lrs = lr_per_epoch(cfg)
-    for epoch, expected in ((0, 0.1), (74, 0.1), (75, 0.01), (149, 0.01), (150, 0.001), (225, 1e-4), (299, 1e-4)):
-        assert lrs[epoch] == pytest.approx(expected), epoch
+    assert lrs == pytest.approx([official_lr(RECIPES["cifar100_pyramidnet"], e, epochs) for e in range(epochs)])
 
 
-def test_shortened_runs_keep_the_shape_of_the_schedule():
-    cfg = compose(["+experiment=cifar100_pyramidnet", "trainer.epochs=4"])
+@pytest.mark.parametrize("experiment", ["imagenet_resnet50", "cifar100_pyramidnet", "cifar100_resnet110"])
+@pytest.mark.parametrize("epochs", [1, 2, 3])
+def test_a_shortened_run_never_decays_the_lr_before_its_first_epoch(experiment, epochs):
+    cfg = compose([f"+experiment={experiment}", f"trainer.epochs={epochs}"])
     _, lrs = lr_per_epoch(cfg)
-    assert lrs == pytest.approx([0.25, 0.25, 0.025, 0.0025])
+    assert lrs[0] == RECIPES[experiment]["lr"]
+    if epochs == 1:
+        assert lrs == [RECIPES[experiment]["lr"]]
 
 
-def test_cifar_normalisation_constants():
-    assert CIFAR_MEAN == pytest.approx((125.3 / 255, 123.0 / 255, 113.9 / 255))
-    assert CIFAR_STD == pytest.approx((63.0 / 255, 62.1 / 255, 66.7 / 255))
+def test_the_cifar_augmentation_constants():
+    aug = FACTS["augmentation"]["cifar"]
+    assert CIFAR_MEAN == pytest.approx(tuple(m / 255 for m in aug["mean"]))
+    assert CIFAR_STD == pytest.approx(tuple(s / 255 for s in aug["std"]))
+    for experiment in ("cifar100_pyramidnet", "cifar10_pyramidnet"):
+        cfg = compose([f"+experiment={experiment}"])
+        assert cfg.dataset.padding == aug["padding"] and cfg.dataset.hflip == aug["hflip"]
 
 
 def test_imagenet_augmentation_is_the_official_one():
-    train = imagenet_train_transform().transforms
+    aug = FACTS["augmentation"]["imagenet"]
+    cfg = compose(["+experiment=imagenet_resnet50"])
+    assert cfg.dataset.image_size == aug["crop"] and cfg.dataset.resize == aug["resize"]
+    train = imagenet_train_transform(cfg.dataset.image_size).transforms
     kinds = [type(t) for t in train]
     assert kinds == [T.RandomResizedCrop, T.RandomHorizontalFlip, T.ColorJitter, T.ToTensor, Lighting, T.Normalize]
-    assert train[0].size == (224, 224)
-    jitter = train[2]
-    assert jitter.brightness == jitter.contrast == jitter.saturation == (0.6, 1.4) and jitter.hue is None
-    assert train[4].std == 0.1
-    evaluation = imagenet_eval_transform().transforms
+    assert train[0].size == (aug["crop"], aug["crop"])
+    jitter, spread = train[2], (1 - aug["jitter"], 1 + aug["jitter"])
+    assert jitter.brightness == jitter.contrast == jitter.saturation == pytest.approx(spread) and jitter.hue is None
+    assert train[4].std == aug["lighting_std"]
+    assert tuple(train[5].mean) == tuple(aug["mean"]) == IMAGENET_MEAN and tuple(train[5].std) == IMAGENET_STD
+    evaluation = imagenet_eval_transform(cfg.dataset.image_size, cfg.dataset.resize).transforms
     assert [type(t) for t in evaluation] == [T.Resize, T.CenterCrop, T.ToTensor, T.Normalize]
-    assert evaluation[0].size == 256 and evaluation[1].size == (224, 224)
+    assert evaluation[0].size == aug["resize"] and evaluation[1].size == (aug["crop"], aug["crop"])
 
 
-def test_table5_switches_reach_the_model():
+def test_lighting_adds_alexnets_pca_noise_one_rgb_shift_per_image():
+    """AlexNet (Krizhevsky et al., 2012): add eigvec · (α ⊙ eigval), α ~ N(0, std²) per image."""
+    aug = FACTS["augmentation"]["imagenet"]
+    eigval, eigvec = torch.tensor(aug["pca_eigval"]), torch.tensor(aug["pca_eigvec"])
+    img = torch.rand(3, 5, 4)
+    torch.manual_seed(7)
+    out = Lighting(aug["lighting_std"])(img)
+    torch.manual_seed(7)
+    alpha = torch.randn(3) * aug["lighting_std"]
+    expected = eigvec @ (alpha * eigval)
+    assert torch.allclose(out - img, expected.view(3, 1, 1).expand_as(img), atol=1e-6)
+    shifts = []
+    for _ in range(4000):
+        shifts.append((Lighting(aug["lighting_std"])(torch.zeros(3, 1, 1))).flatten())
+    coefficients = torch.linalg.solve(eigvec, torch.stack(shifts).T).T / eigval  # back to α
+    assert coefficients.std(0) == pytest.approx(torch.full((3,), aug["lighting_std"]), rel=0.08)
+    assert torch.equal(Lighting(0.0)(img), img)
+
+
+def test_table5_switches_reach_the_model_and_the_regularizer():
+    baselines = FACTS["baselines"]
     assert compose(["+experiment=cifar100_pyramidnet", "model.shakedrop=true"]).model.shakedrop
     cfg = compose(["+experiment=cifar100_pyramidnet", "regularizer=cutout_mixup"])
     reg = instantiate(cfg.regularizer)
-    assert reg.first.size == 16 and reg.then.alpha == 1.0
+    assert reg.first.size == 16 and reg.then.alpha == baselines["mixup_alpha"]
     cfg = compose(["+experiment=imagenet_resnet50", "regularizer=cutout"])
     assert instantiate(cfg.regularizer).size == 112
+
+
+def test_label_smoothing_reaches_the_training_loss():
+    """The config key becomes the step's option, and the step's loss is the smoothed cross-entropy."""
+    cfg = compose(["+experiment=cifar100_pyramidnet", "label_smoothing=0.1"])
+    assert StepOptions.from_config(cfg, torch.device("cpu"), progress=False).label_smoothing == 0.1
+    model = create_model("cifar_resnet", num_classes=7, depth=8, bottleneck=False)
+    batches = [(torch.randn(5, 3, 16, 16), torch.randint(7, (5,))), (torch.randn(3, 3, 16, 16), torch.randint(7, (3,)))]
+    expected = {}
+    for smoothing in (0.0, 0.1):
+        with torch.no_grad():
+            model.train()
+            losses = [F.cross_entropy(model(x), y, label_smoothing=smoothing) * len(y) for x, y in batches]
+        expected[smoothing] = float(sum(losses)) / 8
+    reported = {}
+    for smoothing in (0.0, 0.1):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # the weights stay as they are
+        options = StepOptions(device=torch.device("cpu"), label_smoothing=smoothing)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        reported[smoothing] = train_one_epoch(model, batches, Baseline(), optimizer, scaler, options, 0)["loss"]
+    assert reported[0.1] == pytest.approx(expected[0.1], rel=1e-5)
+    assert reported[0.0] == pytest.approx(expected[0.0], rel=1e-5)
+    assert not math.isclose(reported[0.1], reported[0.0], rel_tol=1e-3)

@@ -1,11 +1,15 @@
-"""The command line users type, end to end on the CPU (issue: one trainer, every experiment)."""
+"""The command line users type, end to end on the CPU: every data format, what a run writes, a sweep as
+TensorBoard shows it, and one error line for bad input."""
 
-import json
 import math
 
 import pytest
 from fakedata import write_cifar10, write_cifar100, write_imagefolder
-from helpers import FAST, TINY_MODEL, results, scalars, train_cli
+from helpers import FAST, TINY_MODEL, fit_run, results, scalars, train_cli, train_main
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+from cutmix_repro.engine import records as R
 
 
 def test_cifar10_from_files_in_the_real_pickle_format(tmp_path):
@@ -18,33 +22,25 @@ def test_cifar10_from_files_in_the_real_pickle_format(tmp_path):
     assert res["status"] == "finished" and res["dataset"] == "cifar10" and res["epochs_done"] == 2
     assert res["history"][-1]["val_count"] == 31  # every test image once, odd-sized test set
     assert res["regularizer"] == "cutmix" and res["regularizer_params"]["prob"] == 0.5
-    # results.json agrees with the TensorBoard log
-    tb = scalars(run, "val/top1_err")
-    assert [s for s, _ in tb] == [1, 2]
-    assert [round(v, 3) for _, v in tb] == [round(h["val_top1_err"], 3) for h in res["history"]]
-    assert res["best_top1_err"] == min(h["val_top1_err"] for h in res["history"])
-    assert res["last_top1_err"] == res["history"][-1]["val_top1_err"]
-    for tag in ("train/loss", "train/top1_err", "val/top5_err", "lr", "train/images_per_s"):
-        assert len(scalars(run, tag)) == 2, tag
     assert (run / "last.pt").exists() and (run / "best.pt").exists() and (run / ".hydra" / "config.yaml").exists()
     assert (run / "train.log").read_text().count("val top1_err") == 2
 
 
-def test_cifar100_from_files_and_every_results_field(tmp_path):
-    write_cifar100(tmp_path / "data")
-    run = tmp_path / "run"
-    proc = train_cli(["dataset=cifar100", *TINY_MODEL, "regularizer=mixup", "dataset.root=data",
-                      "dataset.download=false", "trainer.epochs=1", "trainer.batch_size=32", "seed=3", *FAST,
-                      f"hydra.run.dir={run}"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    res = results(run)
-    for key in ("dataset", "model", "regularizer", "regularizer_params", "seed", "epochs", "num_params",
-                "best_top1_err", "best_top5_err", "best_epoch", "last_top1_err", "last_top5_err", "wall_time_s",
-                "images_per_s", "versions", "git_revision", "nondeterminism"):
+def test_results_json_and_tensorboard_hold_every_field_and_agree(finished_run):
+    run, res = finished_run
+    for key in ("dataset", "model", "model_target", "model_options", "regularizer", "regularizer_params", "seed",
+                "epochs", "num_params", R.BEST_TOP1, R.BEST_TOP5, R.BEST_EPOCH, R.LAST_TOP1, R.LAST_TOP5,
+                R.WALL_TIME, R.IMAGES_PER_S, "versions", "git_revision", "nondeterminism"):
         assert key in res, key
-    assert res["seed"] == 3 and res["model"] == "cifar_resnet" and res["num_params"] > 0
-    assert res["versions"]["torch"] and res["history"][0]["val_count"] == 31
-    assert 0 <= res["best_top5_err"] <= res["best_top1_err"] <= 100
+    assert res["seed"] == 1 and res["model"] == "resnet8" and res["num_params"] > 0
+    assert res["model_options"] == {"depth": 8, "bottleneck": False, "drop_path_rate": 0.0, "dropblock": False}
+    assert all(math.isfinite(res[k]) for k in (R.BEST_TOP1, R.LAST_TOP5, R.WALL_TIME, R.IMAGES_PER_S))
+    assert 0 <= res[R.BEST_TOP5] <= res[R.BEST_TOP1] <= 100
+    for field, tag in R.TB_TAGS.items():
+        logged = scalars(run, tag)
+        assert [s for s, _ in logged] == [1, 2, 3, 4], tag
+        assert [v for _, v in logged] == pytest.approx([h[field] for h in res["history"]], rel=1e-6), tag
+    assert not [t for t in EventAccumulator(str(run / "tb")).Reload().Tags()["scalars"] if t.startswith("hparam")]
 
 
 def test_imagenet_from_a_tiny_imagefolder_of_jpegs(tmp_path):
@@ -56,76 +52,93 @@ def test_imagenet_from_a_tiny_imagefolder_of_jpegs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     res = results(run)
     assert res["dataset"] == "imagenet" and res["model"] == "resnet50"
-    assert res["history"][0]["val_count"] == 9 and res["batch_size"] == 4 and res["lr"] == 0.1
+    assert res["history"][0]["val_count"] == 9 and res["batch_size"] == 4
+    assert res["history"][0]["lr"] == 0.1, "a one-epoch run trains its epoch at the recipe's lr"
 
 
-def test_digits_quickstart_shortened_trains_on_real_images(tmp_path):
-    run = tmp_path / "run"
-    proc = train_cli(["+experiment=digits_quickstart", "trainer.epochs=1", *FAST, f"hydra.run.dir={run}"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    res = results(run)
+def test_cifar100_and_digits_train_through_fit(tmp_path):
+    write_cifar100(tmp_path / "data")
+    res = fit_run(["dataset=cifar100", *TINY_MODEL, "regularizer=mixup", f"dataset.root={tmp_path / 'data'}",
+                   "dataset.download=false", "trainer.epochs=1", "trainer.batch_size=32"], tmp_path / "cifar100")
+    assert res["dataset"] == "cifar100" and res["history"][0]["val_count"] == 31
+    res = fit_run(["+experiment=digits_quickstart", "trainer.epochs=1"], tmp_path / "digits")
     assert res["dataset"] == "digits" and res["history"][0]["val_count"] == 359
-    assert scalars(run, "val/top1_err")
 
 
-def test_multirun_over_two_alphas_makes_two_run_directories(tmp_path):
+def test_learnable_synthetic_set_error_falls_far_below_chance(tmp_path):
+    res = fit_run(["dataset=synthetic", *TINY_MODEL, "regularizer=baseline", "trainer.epochs=4", "trainer.lr=0.05",
+                   "trainer.batch_size=32"], tmp_path / "run")
+    assert res[R.LAST_TOP1] < 30  # chance is 90%
+
+
+def session_hparams(run) -> dict:
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    content = acc.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
+    assert hparams_metadata.EXPERIMENT_TAG not in content, "no experiment of its own: the plugin builds one"
+    start = hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
+    return {k: v.number_value if v.HasField("number_value") else v.string_value for k, v in start.hparams.items()}
+
+
+def test_a_sweep_is_named_by_what_varies_and_compared_in_tensorboard(tmp_path):
     sweep = tmp_path / "sweep"
     proc = train_cli(["-m", "dataset=synthetic", *TINY_MODEL, "regularizer.alpha=0.5,2.0", "trainer.epochs=1",
                       "dataset.train_size=64", "dataset.test_size=32", *FAST, f"hydra.sweep.dir={sweep}"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     runs = sorted(p.parent for p in sweep.glob("*/results.json"))
-    assert len(runs) == 2
-    assert sorted(results(r)["regularizer_params"]["alpha"] for r in runs) == [0.5, 2.0]
-    # hyperparameters with their final and best errors are in TensorBoard's HParams view
-    for r in runs:
-        assert [v for _, v in scalars(r, "hparam/best_top1_err")] == [pytest.approx(results(r)["best_top1_err"])]
-
-
-def test_learnable_synthetic_set_error_falls_far_below_chance(tmp_path):
-    run = tmp_path / "run"
-    proc = train_cli(["dataset=synthetic", *TINY_MODEL, "regularizer=baseline", "trainer.epochs=4",
-                      "trainer.lr=0.05", "trainer.batch_size=32", *FAST, f"hydra.run.dir={run}"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert results(run)["last_top1_err"] < 30  # chance is 90%
+    assert [r.name for r in runs] == ["regularizer.alpha=0.5", "regularizer.alpha=2.0"]
+    for run in runs:
+        res = results(run)
+        hp = session_hparams(run)
+        assert hp["regularizer.alpha"] == res["regularizer_params"]["alpha"]
+        assert hp["trainer.lr"] == res["lr"] and hp["seed"] == 0 and hp["model.depth"] == 8
+        assert "trainer.progress" not in hp
+        assert scalars(run, "val/top1_err"), "the HParams metrics are the scalars the run logs"
 
 
 BAD = [
-    (["regularizer.alpha=0"], "regularizer.alpha"),
-    (["regularizer.alpha=-1"], "regularizer.alpha"),
-    (["regularizer.prob=1.5"], "regularizer.prob"),
-    (["regularizer=mixup", "regularizer.prob=-0.1"], "regularizer.prob"),
-    (["regularizer=feature_cutmix", "regularizer.layers=5"], "layers"),
-    (["regularizer=cutout", "regularizer.size=0"], "regularizer.size"),
-    (["trainer.batch_size=0"], "trainer.batch_size"),
-    (["trainer.device=tpu"], "trainer.device"),
-    (["model=resnet110", "model.shakedrop=true"], "shakedrop"),
-    (["model=pyramidnet", "model.depth=12"], "depth"),
-    (["dataset=imagenet", "dataset.root=nowhere", "model=resnet50"], "dataset.root"),
+    (["regularizer.alpha=0"], "regularizer.alpha=0 "),
+    (["regularizer.alpha=-1"], "regularizer.alpha=-1 "),
+    (["regularizer.prob=1.5"], "regularizer.prob=1.5 "),
+    (["regularizer=mixup", "regularizer.prob=-0.1"], "regularizer.prob=-0.1 "),
+    (["regularizer=feature_cutmix", "regularizer.layers=5"], "regularizer.layers=5 "),
+    (["regularizer=cutout", "regularizer.size=0"], "regularizer.size=0 "),
+    (["regularizer=cutout_mixup", "regularizer.first.size=0"], "regularizer.first.size=0 "),
+    (["regularizer=cutout_mixup", "regularizer.then.alpha=0"], "regularizer.then.alpha=0 "),
+    (["trainer.batch_size=0"], "trainer.batch_size=0 "),
+    (["trainer.epochs=0"], "trainer.epochs=0 "),
+    (["trainer.device=tpu"], "trainer.device='tpu' "),
+    (["trainer.amp=fp8"], "trainer.amp='fp8' "),
+    (["scheduler.milestones=[0.5,1.5]"], "scheduler.milestones=[0.5, 1.5] "),
+    (["model=resnet110", "model.shakedrop=true"], "model.shakedrop is not a key"),
+    (["model=pyramidnet", "model.depth=12", "model.alpha=48", "model.bottleneck=true"], "model.depth=12 "),
+    (["model=pyramidnet"], "model.depth: has no value"),
+    (["dataset=imagenet", "dataset.root=nowhere", "model=resnet50"], "dataset.root='nowhere'"),
     (["dataset=cifar10", "dataset.root=empty", "dataset.download=false"], "dataset.download=true"),
     (["model=nosuchnet"], "cifar_resnet, pyramidnet"),
     (["dataset=mnist"], "cifar10, cifar100"),
     (["regularizer=cutmixx"], "baseline"),
     (["+experiment=cifar1000_pyramidnet"], "cifar100_pyramidnet"),
+    (["trainer.epoch=3"], "trainer.epoch is not a key"),
 ]
 
 
 @pytest.mark.parametrize("args, needle", BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_input_stops_before_training_with_one_line(tmp_path, args, needle):
+def test_bad_input_stops_before_training_with_one_line_naming_the_key(tmp_path, monkeypatch, args, needle):
     run = tmp_path / "run"
     small = ["dataset=synthetic", "dataset.train_size=16", "dataset.test_size=8"]
     base = [*(small if not any(a.startswith("dataset=") for a in args) else []), "trainer.epochs=1", *FAST]
-    proc = train_cli([*base, *args, f"hydra.run.dir={run}"], tmp_path, timeout=120)
-    assert proc.returncode != 0
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
+    monkeypatch.chdir(tmp_path)
+    status, stderr = train_main([*base, *args, f"hydra.run.dir={run}"], monkeypatch)
+    assert status == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
     assert lines[0].startswith("error:") and needle in lines[0], lines[0]
     assert not (run / "results.json").exists() and not (run / "last.pt").exists()
 
 
-def test_results_json_is_valid_json_with_finite_numbers(tmp_path):
-    run = tmp_path / "run"
-    proc = train_cli(["dataset=synthetic", *TINY_MODEL, "trainer.epochs=1", "dataset.train_size=32",
-                      "dataset.test_size=16", *FAST, f"hydra.run.dir={run}"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    res = json.loads((run / "results.json").read_text())
-    assert all(math.isfinite(res[k]) for k in ("best_top1_err", "last_top5_err", "wall_time_s", "images_per_s"))
+def test_bad_input_from_a_real_process_exits_2_with_one_line(tmp_path):
+    proc = train_cli(["dataset=synthetic", "regularizer.alpha=0", *FAST, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2
+    assert lines == ["error: regularizer.alpha=0 is invalid: Beta(alpha, alpha) needs alpha > 0"]

@@ -1,6 +1,2 @@
-"""The training engine: one loop, checkpoints, metrics, records."""
-
-from .checkpoint import CheckpointError
-from .trainer import RunDirError, TrainingDiverged, evaluate, fit, train_one_epoch
-
-__all__ = ["CheckpointError", "RunDirError", "TrainingDiverged", "evaluate", "fit", "train_one_epoch"]
+"""The training engine: ``trainer`` (the one loop), ``recorder`` and ``records`` (what a run writes),
+``checkpoint``, ``metrics``, ``schedule``, ``distributed``, ``signals``."""

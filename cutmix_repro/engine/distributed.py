@@ -1,4 +1,6 @@
-"""torch.distributed set-up from torchrun's environment: NCCL on CUDA, gloo on the CPU."""
+"""torch.distributed from torchrun's environment (or several SLURM tasks of one job): the one place
+that joins the process group and knows this process's rank. Gloo carries CPU tensors and NCCL CUDA
+tensors of the same group (``cpu:gloo,cuda:nccl``); on a machine without CUDA, gloo alone."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..errors import ConfigError
 
-@dataclass
+
+@dataclass(frozen=True)
 class DistInfo:
     rank: int = 0
     world_size: int = 1
@@ -25,17 +29,6 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"trainer.device={requested!r} is invalid: choose auto, cpu or cuda")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("trainer.device='cuda' is invalid here: no CUDA device is visible; use auto or cpu")
-    if requested == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank)
-
-
 def _from_slurm_tasks() -> None:
     """Several SLURM tasks of one job (submitit's tasks_per_node > 1) are DDP ranks: export
     RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT as torchrun would."""
@@ -48,17 +41,37 @@ def _from_slurm_tasks() -> None:
     TorchDistributedEnvironment().export()
 
 
-def setup(requested_device: str) -> tuple[DistInfo, torch.device]:
-    """Join the process group when launched by torchrun or as several SLURM tasks."""
+def join() -> DistInfo:
+    """Join the process group when launched as several processes (idempotent); this process's place."""
     _from_slurm_tasks()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-    device = resolve_device(requested_device, info.local_rank)
+    info = DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+                    int(os.environ.get("LOCAL_RANK", "0")))
     if info.enabled and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return info, device
+        if torch.cuda.is_available():
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    return info
+
+
+def rank() -> int:
+    """This process's rank (0 without a process group), before or after ``join``."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", "0"))
+
+
+def resolve_device(requested: str, local_rank: int) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ConfigError("trainer.device", requested, "choose auto, cpu or cuda")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device", requested, "no CUDA device is visible here; use auto or cpu")
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def setup(requested_device: str) -> tuple[DistInfo, torch.device]:
+    info = join()
+    return info, resolve_device(requested_device, info.local_rank)
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -72,7 +85,7 @@ def world_size() -> int:
 
 
 def collective_device() -> torch.device:
-    """Where small collective tensors live: the current GPU under NCCL, else the CPU."""
+    """Where small collective tensors live: the current GPU under NCCL alone, else the CPU."""
     if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
@@ -83,6 +96,15 @@ def broadcast_buffers(model: torch.nn.Module) -> None:
     if dist.is_available() and dist.is_initialized():
         for buffer in model.buffers():
             dist.broadcast(buffer, src=0)
+
+
+def broadcast_object(value):
+    """Rank 0's ``value`` on every rank (itself without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def gather_floats(value: float) -> list[float]:
@@ -99,7 +121,7 @@ def barrier() -> None:
         dist.barrier()
 
 
-def teardown(together: bool = True) -> None:
+def teardown(together: bool) -> None:
     """Leave the process group together and before the interpreter shuts down: every rank
     waits for the others, the training objects that still hold the group (DDP's reducer
     sits in reference cycles) are freed, then the group is destroyed. A gloo group left to

@@ -1,4 +1,5 @@
-"""What a run leaves behind besides checkpoints: ``results.json`` and TensorBoard logs."""
+"""What a run leaves besides checkpoints: ``results.json`` and TensorBoard, and the names of their
+fields. Every name is defined here once and used by the trainer, the CLI and the report."""
 
 from __future__ import annotations
 
@@ -8,9 +9,45 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
+# One epoch of the history (results.json "history" and checkpoints), errors in percent.
+EPOCH, LR = "epoch", "lr"
+TRAIN_LOSS, TRAIN_TOP1 = "train_loss", "train_top1_err"  # train error: against each image's own label
+VAL_LOSS, VAL_TOP1, VAL_TOP5, VAL_COUNT = "val_loss", "val_top1_err", "val_top5_err", "val_count"
+IMAGES_PER_S, WALL_TIME = "images_per_s", "wall_time_s"
+RANK_VAL_TOP1 = "rank_val_top1_err"  # under DDP: every rank's view of the same evaluation
+# The TensorBoard scalar of each history field drawn per epoch.
+TB_TAGS = {TRAIN_LOSS: "train/loss", TRAIN_TOP1: "train/top1_err", VAL_LOSS: "val/loss", VAL_TOP1: "val/top1_err",
+           VAL_TOP5: "val/top5_err", LR: "lr", IMAGES_PER_S: "train/images_per_s"}
+
+# The summary of a run. Best: the epoch with the lowest test top-1 error, the latest one on a tie (the
+# official train.py's ``err1 <= best_err1``), and that epoch's top-5 error (its ``best_err5``), as the
+# paper reports. Last: the final epoch.
+BEST_TOP1, BEST_TOP5, BEST_EPOCH = "best_top1_err", "best_top5_err", "best_epoch"
+LAST_TOP1, LAST_TOP5 = "last_top1_err", "last_top5_err"
+STATUS, EPOCHS_DONE = "status", "epochs_done"
+RUNNING, FINISHED, INTERRUPTED, DIVERGED = "running", "finished", "interrupted", "diverged"
 
 PACKAGES = ("torch", "torchvision", "timm", "hydra-core", "omegaconf", "tensorboard", "cutmix-repro")
+
+
+def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The history entry with the lowest test top-1 error; the latest of equals wins."""
+    return min(reversed(history), key=lambda h: h[VAL_TOP1])
+
+
+def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Best-epoch (the paper's protocol) and last-epoch errors from the per-epoch history."""
+    if not history:
+        return {}
+    best, last = best_epoch(history), history[-1]
+    return {
+        BEST_TOP1: best[VAL_TOP1],
+        BEST_TOP5: best[VAL_TOP5],
+        BEST_EPOCH: best[EPOCH],
+        LAST_TOP1: last[VAL_TOP1],
+        LAST_TOP5: last[VAL_TOP5],
+        IMAGES_PER_S: sum(h[IMAGES_PER_S] for h in history) / len(history),
+    }
 
 
 def package_versions() -> dict[str, str]:
@@ -37,23 +74,9 @@ def git_revision() -> str:
 
 
 def machine() -> dict[str, Any]:
+    import torch
+
     info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": torch.get_num_threads()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def summarize(history: list[dict[str, float]]) -> dict[str, Any]:
-    """Best-epoch (the paper's protocol) and last-epoch errors from the per-epoch history."""
-    if not history:
-        return {}
-    best = min(history, key=lambda h: (h["val_top1_err"], h["epoch"]))
-    last = history[-1]
-    return {
-        "best_top1_err": best["val_top1_err"],
-        "best_top5_err": best["val_top5_err"],
-        "best_epoch": best["epoch"],
-        "last_top1_err": last["val_top1_err"],
-        "last_top5_err": last["val_top5_err"],
-        "images_per_s": sum(h["images_per_s"] for h in history) / len(history),
-    }

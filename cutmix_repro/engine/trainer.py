@@ -1,9 +1,13 @@
 """The one training loop for every experiment of the paper.
 
-Follow a batch: ``data.train`` yields a normalised batch on the device → ``regularizer``
-mixes it (or, for feature-level mixing, says where to) → ``model`` (feature map mixed at
-``batch.mix_layer``) → ``mixed_cross_entropy`` → SGD step → ``Meter`` on the device →
-per epoch: evaluation, TensorBoard scalars, ``results.json``, ``last.pt``/``best.pt``.
+Follow a batch: ``data.train`` yields a normalised batch on the device → ``regularizer`` mixes it (or,
+for feature-level mixing, says where to) → ``model`` (feature map mixed at ``batch.mix_layer``) →
+``mixed_cross_entropy`` → SGD step → ``Meter`` on the device → per epoch: ``evaluate`` →
+``RunRecorder``: TensorBoard scalars, ``results.json``, ``last.pt``/``best.pt``.
+
+``fit`` reads top to bottom: check the options and the run directory, build the parts, restore a
+checkpoint, loop over the epochs, finish. The epoch functions take ``StepOptions`` (precision, memory
+format, label smoothing, …), not the Hydra config, so tests and benchmarks call them directly.
 """
 
 from __future__ import annotations
@@ -14,29 +18,26 @@ import os
 import random
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.tensorboard import SummaryWriter
+from torch import nn
 from tqdm import tqdm
 
+from ..config import HYDRA_KEYS, build, params
+from ..data import DataBundle
+from ..errors import ConfigError
 from ..models import count_parameters
 from ..regularizers import mixed_cross_entropy
 from . import distributed
-from .checkpoint import (
-    load_checkpoint,
-    remove_stale_temporaries,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    write_json,
-)
+from . import records as R
+from .checkpoint import load_checkpoint, remove_stale_temporaries, rng_state, set_rng_state
 from .metrics import Meter
-from .records import git_revision, machine, package_versions, summarize
+from .recorder import RunRecorder
 from .signals import StopRequest
 
 log = logging.getLogger("cutmix_repro")
@@ -50,32 +51,48 @@ class RunDirError(ValueError):
     pass
 
 
-def build(node: DictConfig, key: str, **kwargs):
-    """``hydra.utils.instantiate`` whose errors name the config key (one line, no traceback)."""
-    try:
-        return instantiate(node, **kwargs)
-    except Exception as err:
-        cause = err
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        msg = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        first = msg.split("=", 1)[0]
-        if "=" in msg and first.isidentifier():
-            raise ValueError(f"{key}.{msg}") from None  # "alpha=0 is invalid" → "regularizer.alpha=0 …"
-        if msg.startswith(("dataset.", "model ", "world_size", "trainer.")):
-            raise ValueError(msg) from None
-        raise ValueError(f"{key}: {msg}") from None
+# --- one pass ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepOptions:
+    """What a training or evaluation pass needs, resolved once from the config (``from_config``)."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None = None  # autocast dtype; None = full precision
+    channels_last: bool = False
+    label_smoothing: float = 0.0
+    log_interval: int = 50  # steps between the progress bar's updates and the NaN check (host syncs)
+    progress: bool = False
+    epochs: int = 1  # for the progress bar's "epoch k/N"
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, device: torch.device, progress: bool) -> StepOptions:
+        tcfg = cfg.trainer
+        return cls(device=device, amp_dtype=amp_dtype(tcfg.amp, device),
+                   channels_last=_on_for_cuda(tcfg.channels_last, device), label_smoothing=cfg.label_smoothing,
+                   log_interval=tcfg.log_interval, progress=progress, epochs=tcfg.epochs)
+
+    def autocast(self):
+        dtype = self.amp_dtype or torch.float32
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.amp_dtype is not None)
+
+    def layout(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
 
 def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     choices = {"auto": torch.bfloat16 if device.type == "cuda" else None, "off": None,
                "bf16": torch.bfloat16, "fp16": torch.float16}
     if setting not in choices:
-        raise ValueError(f"trainer.amp={setting!r} is invalid: choose auto, off, bf16 or fp16")
+        raise ConfigError("trainer.amp", setting, "choose auto, off, bf16 or fp16")
     return choices[setting]
 
 
-def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, epoch, progress,
+def _on_for_cuda(setting, device: torch.device) -> bool:
+    """Switches that default (``auto``) to on for CUDA and off for the CPU."""
+    return device.type == "cuda" if setting == "auto" else bool(setting)
+
+
+def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: StepOptions, epoch: int,
                     meter: Meter | None = None, start_step: int = 0, stop: StopRequest | None = None) -> dict:
     """One pass over the training shard; metrics stay on the device until the epoch ends.
 
@@ -83,22 +100,19 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, 
     stop was requested (checked after every step; under DDP every few steps, where all ranks
     agree). ``start_step``/``meter`` continue an epoch from a checkpoint."""
     model.train()
+    device = options.device
     meter = meter or Meter(device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
-    dtype = amp_dtype(cfg.trainer.amp, device)
-    channels_last = _flag(cfg.trainer.channels_last, device)
-    log_interval = cfg.trainer.log_interval
     distributed_run = distributed.world_size() > 1
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not progress, leave=False,
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", disable=not options.progress, leave=False,
                dynamic_ncols=True)
     start, count_before = time.perf_counter(), meter.count
     step, last_step = start_step, start_step + len(loader)
     for images, targets in bar:
         batch = regularizer(images, targets)
-        inputs = batch.inputs.contiguous(memory_format=torch.channels_last) if channels_last else batch.inputs
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(inputs, mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
-        loss = mixed_cross_entropy(logits.float(), batch, cfg.label_smoothing)
+        with options.autocast():
+            logits = model(options.layout(batch.inputs), mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
+        loss = mixed_cross_entropy(logits.float(), batch, options.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -106,9 +120,9 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, 
         meter.update(logits, batch.targets_a, loss)  # train error against each image's own label
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
         step += 1
-        if step % log_interval == 0:  # the only host-device syncs of the step
+        if step % options.log_interval == 0:  # the only host-device syncs of the step
             _check_finite(first_bad, epoch)
-            if progress:
+            if options.progress:
                 m = meter.compute(distributed=False)
                 bar.set_postfix(loss=f"{m['loss']:.3f}", top1_err=f"{m['top1_err']:.1f}")
         if stop is not None and _stop_agreed(stop, step, step == last_step, distributed_run):
@@ -121,7 +135,7 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, cfg, device, 
     seconds = time.perf_counter() - start
     metrics = meter.compute()
     images = (meter.count - count_before) * distributed.world_size()  # this call's images, all ranks
-    metrics["images_per_s"] = images / max(seconds, 1e-9)
+    metrics[R.IMAGES_PER_S] = images / max(seconds, 1e-9)
     return metrics
 
 
@@ -146,24 +160,55 @@ def _check_finite(first_bad: torch.Tensor, epoch: int) -> None:
 
 
 @torch.no_grad()
-def evaluate(model, loader, cfg, device) -> dict:
-    """Top-1/top-5 error over the whole test set, each image counted once across ranks."""
+def evaluate(model, loader, options: StepOptions) -> dict:
+    """Loss and top-1/top-5 error over the whole test set, each image counted once across ranks."""
     model.eval()
-    meter = Meter(device)
-    dtype = amp_dtype(cfg.trainer.amp, device)
-    channels_last = _flag(cfg.trainer.channels_last, device)
+    meter = Meter(options.device)
     for images, targets in loader:
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(images).float()
+        with options.autocast():
+            logits = model(options.layout(images)).float()
         meter.update(logits, targets, F.cross_entropy(logits, targets))
     return meter.compute()
 
 
-def _flag(setting, device: torch.device) -> bool:
-    """Switches that default to on for CUDA and off for the CPU."""
-    return device.type == "cuda" if setting == "auto" else bool(setting)
+# --- the parts of a run ----------------------------------------------------------------------------------
+@dataclass
+class Parts:
+    """Everything ``fit`` builds from the config."""
+
+    data: DataBundle
+    regularizer: Any
+    model: nn.Module  # what is saved and evaluated
+    train_model: nn.Module  # what trains: the model, or its SyncBatchNorm/DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    options: StepOptions
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What a checkpoint must agree on to be resumed by this run."""
+        return {"model": self.model.arch_name, "dataset": self.data.name, "num_classes": self.data.num_classes,
+                "num_params": count_parameters(self.model)}
+
+
+@dataclass
+class Position:
+    """Where training stands: epochs done, steps done of the next epoch, the history so far."""
+
+    epoch: int = 0
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    meter: Meter | None = None  # the metrics of a partly done epoch
+
+
+def check_trainer(tcfg: DictConfig, world_size: int) -> None:
+    for key in ("batch_size", "epochs", "log_interval"):
+        if tcfg[key] < 1:
+            raise ConfigError(f"trainer.{key}", tcfg[key], "must be >= 1")
+    if tcfg.batch_size % world_size:
+        raise ConfigError("trainer.batch_size", tcfg.batch_size,
+                          f"with {world_size} processes the global batch must be a multiple of the world size")
 
 
 def requeued() -> bool:
@@ -175,15 +220,15 @@ def check_run_dir(run_dir: Path, cfg: DictConfig, resume: bool) -> bool:
     """Refuse to overwrite a run unless told. Returns True when the run is already finished."""
     results, last = run_dir / "results.json", run_dir / "last.pt"
     try:
-        recorded = json_load(results) if results.exists() else {}
+        recorded = json.loads(results.read_text()) if results.exists() else {}
     except (OSError, json.JSONDecodeError):
         recorded = {}
-    finished = recorded.get("status") == "finished" and recorded.get("epochs_done", 0) >= cfg.trainer.epochs
+    finished = recorded.get(R.STATUS) == R.FINISHED and recorded.get(R.EPOCHS_DONE, 0) >= cfg.trainer.epochs
     if resume:
         return finished
     if recorded or last.exists():
         if not cfg.trainer.overwrite:
-            what = "a finished run" if recorded.get("status") == "finished" else "an unfinished run"
+            what = "a finished run" if recorded.get(R.STATUS) == R.FINISHED else "an unfinished run"
             raise RunDirError(
                 f"hydra.run.dir={str(run_dir)!r} already holds {what}: pass trainer.resume=true to continue it "
                 "or trainer.overwrite=true to replace it"
@@ -194,205 +239,195 @@ def check_run_dir(run_dir: Path, cfg: DictConfig, resume: bool) -> bool:
     return False
 
 
+def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.device) -> Parts:
+    """Regularizer first (cheap: bad values stop before any data loads), then data, model, optimizer."""
+    tcfg = cfg.trainer
+    options = StepOptions.from_config(cfg, device, progress=bool(tcfg.progress) and info.is_main)
+    regularizer = build(cfg.regularizer, "regularizer")
+    data = build(cfg.dataset, "dataset", batch_size=tcfg.batch_size // info.world_size, device=device,
+                 seed=cfg.seed, rank=info.rank, world_size=info.world_size, drop_last=tcfg.drop_last)
+    if data.train.dataset_size < info.world_size:
+        raise ValueError(f"world_size={info.world_size} (processes) is larger than the {data.train.dataset_size} "
+                         "training images: every process needs at least one")
+    model = build(cfg.model, "model", num_classes=data.num_classes).to(device)
+    if options.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build(cfg.optimizer, "optimizer", params=model.parameters())
+    scheduler = build(cfg.scheduler, "scheduler", optimizer=optimizer, epochs=tcfg.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=options.amp_dtype == torch.float16)
+    train_model = model
+    if tcfg.sync_bn and info.enabled:
+        train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if tcfg.compile:  # per stage, in place: state_dict keys and feature mixing unchanged
+        model.compile_stages()
+    if info.enabled:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    return Parts(data, regularizer, model, train_model, optimizer, scheduler, scaler, options)
+
+
+def checkpoint_state(parts: Parts, position: Position) -> dict[str, Any]:
+    return {"model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+            "scheduler": parts.scheduler.state_dict(), "scaler": parts.scaler.state_dict(),
+            "epoch": position.epoch, "step": position.step,
+            "meter": position.meter.state() if position.meter else None, "rng": rng_state(parts.options.device),
+            "history": position.history, "meta": parts.meta}
+
+
+def restore(parts: Parts, path: Path) -> Position:
+    """The position saved in ``path`` (``last.pt``), with weights, optimizer, scheduler and RNG states."""
+    state = load_checkpoint(path, parts.meta)
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.scheduler.load_state_dict(state["scheduler"])
+    parts.scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"], parts.options.device)
+    position = Position(state["epoch"], state["step"], list(state["history"]))
+    if position.step:
+        position.meter = Meter(parts.options.device)
+        position.meter.load_state(state["meter"])
+    log.info("resumed from %s at epoch %d, step %d", path, position.epoch + 1, position.step)
+    return position
+
+
+# --- the run -------------------------------------------------------------------------------------------
 def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict[str, Any]:
     """Train and evaluate as ``cfg`` says; write everything into ``run_dir``. Returns results."""
-    tcfg = cfg.trainer
-    info, device = distributed.setup(tcfg.device)
+    info, device = distributed.setup(cfg.trainer.device)
     run_dir = Path(run_dir)
     if not info.is_main:
         log.setLevel(logging.WARNING)
-    if tcfg.batch_size < 1:
-        raise ValueError(f"trainer.batch_size={tcfg.batch_size!r} is invalid: must be >= 1")
-    if tcfg.epochs < 1:
-        raise ValueError(f"trainer.epochs={tcfg.epochs!r} is invalid: must be >= 1")
-    if tcfg.log_interval < 1:
-        raise ValueError(f"trainer.log_interval={tcfg.log_interval!r} is invalid: must be >= 1")
-    if tcfg.batch_size % info.world_size:
-        raise ValueError(f"trainer.batch_size={tcfg.batch_size} is invalid with {info.world_size} processes: "
-                         "the global batch must be a multiple of the world size")
-    resume = bool(tcfg.resume) or requeued()
+    check_trainer(cfg.trainer, info.world_size)
+    resume = bool(cfg.trainer.resume) or requeued()
     if check_run_dir(run_dir, cfg, resume):
-        log.info("run in %s already finished its %d epochs; nothing to do", run_dir, tcfg.epochs)
-        return json_load(run_dir / "results.json")
+        log.info("run in %s already finished its %d epochs; nothing to do", run_dir, cfg.trainer.epochs)
+        return json.loads((run_dir / "results.json").read_text())
     if info.is_main:
         remove_stale_temporaries(run_dir)
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    nondeterminism = _set_determinism(bool(tcfg.deterministic), device)
-    regularizer = build(cfg.regularizer, "regularizer")  # cheap: bad values stop before any data loads
-    dtype = amp_dtype(tcfg.amp, device)
-    data = build(cfg.dataset, "dataset", batch_size=tcfg.batch_size // info.world_size, device=device,
-                 seed=cfg.seed, rank=info.rank, world_size=info.world_size, drop_last=tcfg.drop_last)
-    model = build(cfg.model, "model", num_classes=data.num_classes)
-    num_params = count_parameters(model)
-    model.to(device)
-    if _flag(tcfg.channels_last, device):
-        model.to(memory_format=torch.channels_last)
-    optimizer = build(cfg.optimizer, "optimizer")(params=model.parameters())
-    scheduler = build(cfg.scheduler, "scheduler")(optimizer=optimizer, epochs=tcfg.epochs)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-
-    meta = {"model": cfg.model.get("name"), "dataset": data.name, "num_classes": data.num_classes,
-            "num_params": num_params}
-    start_epoch, start_step, history, resumed_meter = 0, 0, [], None
-    last_path = run_dir / "last.pt"
-    if resume and last_path.exists():
-        state = load_checkpoint(last_path, meta)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"], device)
-        start_epoch, start_step, history = state["epoch"], state.get("step", 0), list(state["history"])
-        if start_step:
-            resumed_meter = Meter(device)
-            resumed_meter.load_state(state["meter"])
-        log.info("resumed from %s at epoch %d, step %d", last_path, start_epoch + 1, start_step)
+    nondeterminism = _set_determinism(bool(cfg.trainer.deterministic), device)
+    parts = build_parts(cfg, info, device)
+    position = Position()
+    if resume and (run_dir / "last.pt").exists():
+        position = restore(parts, run_dir / "last.pt")
     elif resume:
         log.info("no checkpoint in %s yet: starting fresh", run_dir)
 
-    train_model = model
-    if tcfg.sync_bn and info.enabled:
-        train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if tcfg.compile:  # per stage, in place: state_dict keys and feature mixing unchanged
-        if hasattr(model, "compile_stages"):
-            model.compile_stages()
-        else:
-            model.compile()
-    if info.enabled:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    record = describe_run(cfg, parts, info, choices or {}, nondeterminism)
+    recorder = RunRecorder(run_dir, record, hparams(cfg), info.is_main, start_epoch=position.epoch,
+                           fresh=(position.epoch, position.step) == (0, 0))
+    log.info("%s | %s (%s parameters) | %s | %d epochs on %s x%d", parts.data.name, parts.model.arch_name,
+             f"{record['num_params']:,}", parts.regularizer, cfg.trainer.epochs, device, info.world_size)
+    stop = StopRequest().install()
+    try:
+        train_epochs(parts, position, recorder, stop, cfg.trainer.epochs)
+        if recorder.record[R.STATUS] == R.INTERRUPTED:
+            log.info("stopped by %s at epoch %d, step %d; checkpoint written to %s: run again with "
+                     "trainer.resume=true to continue", stop.name, position.epoch + 1, position.step,
+                     run_dir / "last.pt")
+            recorder.close()
+            distributed.barrier()
+            stop.hand_over()  # e.g. submitit's requeue on SIGUSR2
+        elif info.enabled:  # every rank's weights, to show they agree
+            weights = sum(float(p.detach().double().sum()) for p in parts.model.parameters())
+            recorder.finished(rank_weight_checksums=distributed.gather_floats(weights))
+    except TrainingDiverged as err:
+        good = (f"{run_dir / 'last.pt'} (after epoch {position.history[-1][R.EPOCH]})" if position.history
+                else "none (no epoch finished)")
+        message = f"{err}; training stopped, the last good checkpoint is {good}"
+        recorder.stopped(R.DIVERGED, position.history, error=message)
+        raise TrainingDiverged(message) from None
+    finally:
+        stop.restore()
+        recorder.close()
+    return recorder.record
 
-    record = {
-        "status": "running",
-        "dataset": data.name,
-        "model": cfg.model.get("name"),
-        "model_options": _params(cfg.model, skip=("_target_", "name")),
-        "regularizer": (choices or {}).get("regularizer", type(regularizer).__name__),
+
+def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: StopRequest, epochs: int) -> None:
+    """The epochs from ``position`` on; ``position`` follows along (for a checkpoint or an error)."""
+    wall_before = position.history[-1][R.WALL_TIME] if position.history else 0.0
+    started = time.perf_counter()
+    while position.epoch < epochs:
+        epoch = position.epoch
+        parts.data.train.set_epoch(epoch, position.step)
+        if hasattr(parts.regularizer, "set_progress"):  # Table 8's scheduled probability
+            parts.regularizer.set_progress(epoch / max(epochs - 1, 1))
+        lr = parts.optimizer.param_groups[0]["lr"]
+        train = train_one_epoch(parts.train_model, parts.data.train, parts.regularizer, parts.optimizer, parts.scaler,
+                                parts.options, epoch, meter=position.meter, start_step=position.step, stop=stop)
+        if train.get("interrupted"):
+            position.step, position.meter = train["step"], train["meter"]
+            recorder.stopped(R.INTERRUPTED, position.history, state=checkpoint_state(parts, position))
+            return
+        distributed.broadcast_buffers(parts.model)  # evaluate what rank 0 saves (BN statistics)
+        val = evaluate(parts.model, parts.data.val, parts.options)
+        parts.scheduler.step()
+        entry = {R.EPOCH: epoch + 1, R.LR: lr, R.TRAIN_LOSS: train["loss"], R.TRAIN_TOP1: train["top1_err"],
+                 R.VAL_LOSS: val["loss"], R.VAL_TOP1: val["top1_err"], R.VAL_TOP5: val["top5_err"],
+                 R.VAL_COUNT: val["count"], R.IMAGES_PER_S: train[R.IMAGES_PER_S],
+                 R.WALL_TIME: wall_before + time.perf_counter() - started}
+        if distributed.world_size() > 1:
+            entry[R.RANK_VAL_TOP1] = distributed.gather_floats(val["top1_err"])
+        position.history.append(entry)
+        position.epoch, position.step, position.meter = epoch + 1, 0, None
+        recorder.epoch_done(entry, position.history, checkpoint_state(parts, position), epochs)
+        distributed.barrier()
+
+
+def describe_run(cfg: DictConfig, parts: Parts, info: distributed.DistInfo, choices: dict[str, str],
+                 nondeterminism: dict[str, Any]) -> dict[str, Any]:
+    """The header of ``results.json``: what was trained, how, where, with which code."""
+    tcfg, device = cfg.trainer, parts.options.device
+    return {
+        R.STATUS: R.RUNNING,
+        "dataset": parts.data.name,
+        "model": parts.model.arch_name,
+        "model_target": cfg.model._target_,
+        "model_options": params(cfg.model),
+        "regularizer": choices.get("regularizer", type(parts.regularizer).__name__),
         "regularizer_target": cfg.regularizer._target_,
-        "regularizer_params": _params(cfg.regularizer),
+        "regularizer_params": params(cfg.regularizer),
         "label_smoothing": cfg.label_smoothing,
-        "experiment": (choices or {}).get("experiment"),
+        "experiment": choices.get("experiment"),
         "seed": cfg.seed,
         "epochs": tcfg.epochs,
         "batch_size": tcfg.batch_size,
         "lr": tcfg.lr,
-        "num_params": num_params,
+        "num_params": count_parameters(parts.model),
         "world_size": info.world_size,
         "device": str(device),
-        "amp": str(dtype),
-        "channels_last": _flag(tcfg.channels_last, device),
+        "amp": str(parts.options.amp_dtype),
+        "channels_last": parts.options.channels_last,
         "compile": bool(tcfg.compile),
         "nondeterminism": nondeterminism,
-        "versions": package_versions(),
-        "git_revision": git_revision(),
-        "machine": machine(),
+        "versions": R.package_versions(),
+        "git_revision": R.git_revision(),
+        "machine": R.machine(),
     }
 
-    def checkpoint(epochs_done: int, step: int = 0, meter: Meter | None = None) -> dict:
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epochs_done,
-                "step": step, "meter": meter.state() if meter else None, "rng": rng_state(device),
-                "history": history, "meta": meta}
 
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_epoch + 1) if info.is_main else None
-    progress = bool(tcfg.progress) and info.is_main
-    log.info("%s | %s (%s parameters) | %s | %d epochs on %s x%d", data.name, cfg.model.get("name"),
-             f"{num_params:,}", regularizer, tcfg.epochs, device, info.world_size)
-    wall_before = history[-1]["wall_time_s"] if history else 0.0
-    started = time.perf_counter()
-    stop = StopRequest().install()
-    try:
-        for epoch in range(start_epoch, tcfg.epochs):
-            skip = start_step if epoch == start_epoch else 0
-            data.train.set_epoch(epoch, skip)
-            if hasattr(regularizer, "set_progress"):  # Table 8's scheduled probability
-                regularizer.set_progress(epoch / max(tcfg.epochs - 1, 1))
-            lr = optimizer.param_groups[0]["lr"]
-            train = train_one_epoch(train_model, data.train, regularizer, optimizer, scaler, cfg, device, epoch,
-                                    progress, meter=resumed_meter if skip else None, start_step=skip, stop=stop)
-            if train.get("interrupted"):
-                if info.is_main:
-                    save_checkpoint(last_path, checkpoint(epoch, train["step"], train["meter"]))
-                    record.update(status="interrupted", epochs_done=epoch, **summarize(history), history=history)
-                    write_json(run_dir / "results.json", record)
-                log.info("stopped by %s at epoch %d, step %d; checkpoint written to %s: run again with "
-                         "trainer.resume=true to continue", stop.name, epoch + 1, train["step"], last_path)
-                distributed.barrier()
-                stop.hand_over()
-                return record
-            distributed.broadcast_buffers(model)  # evaluate what rank 0 saves (BN statistics)
-            val = evaluate(model, data.val, cfg, device)
-            scheduler.step()
-            entry = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_top1_err": train["top1_err"],
-                     "val_loss": val["loss"], "val_top1_err": val["top1_err"], "val_top5_err": val["top5_err"],
-                     "val_count": val["count"], "images_per_s": train["images_per_s"],
-                     "wall_time_s": wall_before + time.perf_counter() - started}
-            if info.enabled:  # every rank's view of the same evaluation, to show they agree
-                entry["rank_val_top1_err"] = distributed.gather_floats(val["top1_err"])
-            history.append(entry)
-            if info.is_main:
-                _log_epoch(writer, entry)
-                summary, state = summarize(history), checkpoint(epoch + 1)
-                if summary["best_epoch"] == epoch + 1:
-                    save_checkpoint(run_dir / "best.pt", state)
-                save_checkpoint(last_path, state)
-                done = epoch + 1 == tcfg.epochs
-                record.update(status="finished" if done else "running", epochs_done=epoch + 1,
-                              wall_time_s=entry["wall_time_s"], **summary, history=history)
-                write_json(run_dir / "results.json", record)
-            distributed.barrier()
-        if info.enabled:
-            checksums = distributed.gather_floats(sum(float(p.detach().double().sum()) for p in model.parameters()))
-            if info.is_main:
-                record["rank_weight_checksums"] = checksums
-                write_json(run_dir / "results.json", record)
-    except TrainingDiverged as err:
-        good = f"{last_path} (after epoch {history[-1]['epoch']})" if history else "none (no epoch finished)"
-        message = f"{err}; training stopped, the last good checkpoint is {good}"
-        if info.is_main:
-            record.update(status="diverged", error=message, **summarize(history), history=history)
-            write_json(run_dir / "results.json", record)
-        raise TrainingDiverged(message) from None
-    finally:
-        stop.restore()
-        if writer is not None:
-            if history and history[-1]["epoch"] == tcfg.epochs:
-                _log_hparams(writer, record)
-            writer.close()
-    return record
+# trainer keys that say how a run is kept, not what it trains: not shown among the hyperparameters
+_BOOKKEEPING = {"trainer.resume", "trainer.overwrite", "trainer.progress", "trainer.log_interval"}
 
 
-def _params(node: DictConfig, skip=("_target_",)) -> dict[str, Any]:
-    return {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in skip}
+def hparams(cfg: DictConfig) -> dict[str, Any]:
+    """Every scalar of the resolved config by its dotted key (lists as text), for TensorBoard's HParams."""
+    out: dict[str, Any] = {}
 
+    def walk(node, prefix):
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if key in HYDRA_KEYS or name in _BOOKKEEPING or value is None:
+                continue
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            else:
+                out[name] = value if isinstance(value, int | float | str | bool) else str(value)
 
-def _log_epoch(writer: SummaryWriter, entry: dict) -> None:
-    step = entry["epoch"]
-    for tag, key in (("train/loss", "train_loss"), ("train/top1_err", "train_top1_err"),
-                     ("val/loss", "val_loss"), ("val/top1_err", "val_top1_err"), ("val/top5_err", "val_top5_err"),
-                     ("lr", "lr"), ("train/images_per_s", "images_per_s")):
-        writer.add_scalar(tag, entry[key], step)
-    writer.flush()
-    log.info("epoch %d | lr %.4g | train loss %.4f top1_err %.2f | val top1_err %.2f top5_err %.2f | %.0f img/s",
-             step, entry["lr"], entry["train_loss"], entry["train_top1_err"], entry["val_top1_err"],
-             entry["val_top5_err"], entry["images_per_s"])
-
-
-def _log_hparams(writer: SummaryWriter, record: dict) -> None:
-    """The run's hyperparameters with its errors, for TensorBoard's HParams view."""
-    hparams = {"dataset": record["dataset"], "model": record["model"], "regularizer": record["regularizer"],
-               "label_smoothing": record["label_smoothing"], "seed": record["seed"], "epochs": record["epochs"],
-               "lr": record["lr"], "batch_size": record["batch_size"]}
-    for key, value in record["regularizer_params"].items():
-        if isinstance(value, int | float | str | bool):
-            hparams[f"regularizer.{key}"] = value
-    for key, value in record["model_options"].items():
-        if isinstance(value, int | float | str | bool):
-            hparams[f"model.{key}"] = value
-    metrics = {f"hparam/{k}": record[k] for k in ("best_top1_err", "best_top5_err", "last_top1_err", "last_top5_err")}
-    writer.add_hparams(hparams, metrics, run_name=".")
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return out
 
 
 def _set_determinism(deterministic: bool, device: torch.device) -> dict[str, Any]:
@@ -406,10 +441,3 @@ def _set_determinism(deterministic: bool, device: torch.device) -> dict[str, Any
         "note": ("bit-exact given the seed on the CPU; on CUDA, cuDNN autotuning and atomic adds make "
                  "runs differ slightly unless trainer.deterministic=true"),
     }
-
-
-def json_load(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-__all__ = ["RunDirError", "TrainingDiverged", "evaluate", "fit", "train_one_epoch"]
