@@ -1,8 +1,9 @@
-"""The paper's numbers (``paper_tables.yaml``) and how runs are matched to its rows.
+"""The paper's facts (``paper_tables.yaml``): its result tables, and how runs are matched to its rows.
 
 A row is keyed by the config that reproduces it: the table's experiment plus the row's Hydra
 overrides, composed with the project's own configs. A run matches a row when the run's
-resolved config, as recorded in its ``results.json``, has the same key.
+resolved config, as recorded in its ``results.json``, has the same key. The reproduce command
+launches exactly these rows (``launches``), so a row is written down once.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
 
-from .config_dir import config_dir
+from .config import compose, params
 
 TABLES = ("table3", "table4", "table5", "table6", "table7", "table8")
 FIGURES = ("figure3_alpha", "figure3_layers")
@@ -41,44 +41,47 @@ def _norm(value):
     return value
 
 
-def make_key(dataset: str, model: str, model_options: dict, regularizer_target: str, regularizer_params: dict,
-             label_smoothing: float, drop: tuple[str, ...] = ()) -> str:
+def make_key(dataset: str, model_target: str, model_options: dict, regularizer_target: str,
+             regularizer_params: dict, label_smoothing: float, drop: tuple[str, ...] = ()) -> str:
     """A canonical string for one setting; ``drop`` removes swept regularizer parameters."""
     params = {k: v for k, v in regularizer_params.items() if k not in drop}
-    key = {"dataset": dataset, "model": model, "model_options": _norm(model_options),
+    key = {"dataset": dataset, "model": {"target": model_target, "options": _norm(model_options)},
            "regularizer": {"target": regularizer_target, "params": _norm(params)},
            "label_smoothing": _norm(label_smoothing)}
     return json.dumps(key, sort_keys=True)
 
 
 def run_key(result: dict, drop: tuple[str, ...] = ()) -> str:
-    return make_key(result["dataset"], result["model"], result.get("model_options", {}),
+    return make_key(result["dataset"], result.get("model_target", ""), result.get("model_options", {}),
                     result.get("regularizer_target", ""), result.get("regularizer_params", {}),
                     result.get("label_smoothing", 0.0), drop)
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose("train", overrides=list(overrides))
-
-
 def dataset_name(cfg) -> str:
+    """The data set's name as its factory reports it: ``dataset.name``, else the factory's name."""
     return cfg.dataset.get("name") or cfg.dataset._target_.rsplit(".", 1)[-1]
 
 
 @functools.lru_cache(maxsize=256)
 def config_key(overrides: tuple[str, ...], drop: tuple[str, ...] = ()) -> str:
     cfg = compose(list(overrides))
-    reg = OmegaConf.to_container(cfg.regularizer, resolve=True)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    target = reg.pop("_target_")
-    model_options = {k: v for k, v in model.items() if k not in ("_target_", "name")}
-    return make_key(dataset_name(cfg), model["name"], model_options, target, reg, cfg.label_smoothing, drop)
+    return make_key(dataset_name(cfg), cfg.model._target_, params(cfg.model), cfg.regularizer._target_,
+                    params(cfg.regularizer), cfg.label_smoothing, drop)
 
 
 def row_overrides(table: dict, row: dict) -> list[str]:
     experiment = row.get("experiment", table["experiment"])
     return [f"+experiment={experiment}", *row.get("overrides", table.get("overrides", []))]
+
+
+def launches(name: str) -> list[tuple[str, list[str]]]:
+    """(label, Hydra overrides) of every multirun that reproduces table or figure ``name``, seeds
+    included: one per table row; a figure's sweep and the baseline it is drawn against."""
+    table = load_tables()[name]
+    seeds = "seed=" + ",".join(str(s) for s in range(table["seeds"]))
+    if name in FIGURES:
+        values = ",".join(str(v) for v in table["values"])
+        sweep = [*row_overrides(table, table), f"regularizer.{table['sweep_key']}={values}", seeds]
+        baseline = [*row_overrides(table, {"overrides": table["baseline_overrides"]}), seeds]
+        return [(f"{table['sweep_key']} sweep", sweep), ("baseline", baseline)]
+    return [(row["label"], [*row_overrides(table, row), seeds]) for row in table["rows"]]

@@ -1,32 +1,41 @@
 """Error-rate tables laid out like the paper's, written from real runs.
 
-``python -m cutmix_repro.report RUN_DIR_OR_GLOB... [--out results]`` reads every
-``results.json`` below the given run or multirun directories and writes, under ``--out``:
-one Markdown table per paper table (rows in the paper's order: paper top-1/top-5, ours
-best-epoch mean ± std over seeds with the number of runs, ours last-epoch mean, difference
-to the paper), the Figure 3 sweeps as tables and PNG plots, a training-curve plot per
-table, and ``unmatched_runs.md`` for runs that match no paper row. Cells with no run say
-"not run": nothing is ever filled from the paper into "ours".
+``python -m cutmix_repro.report RUN_DIR_OR_GLOB... [--out results]`` reads every ``results.json``
+below the given run or multirun directories and writes, under ``--out``:
+- one Markdown table per paper table (rows in the paper's order: paper top-1/top-5, ours best-epoch
+  mean ± std over seeds with the number of runs, ours last-epoch mean, difference to the paper) and a
+  validation-curve plot per table;
+- the Figure 3 sweeps as tables and PNG plots;
+- ``sweeps.md`` and a plot per sweep found among the runs: runs that differ in one numeric key only
+  (and the seed), drawn as error against the swept value with seed error bars;
+- ``unmatched_runs.md`` for runs that match no paper row, with their model and regularizer options.
+Cells with no run say "not run": nothing is ever filled from the paper into "ours".
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import importlib
+import inspect
 import json
 import statistics
 import sys
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .engine.records import BEST_TOP1, BEST_TOP5, EPOCH, FINISHED, LAST_TOP1, LAST_TOP5, STATUS, VAL_TOP1
 from .paper import FIGURES, TABLES, config_key, load_tables, row_overrides, run_key
 
 PROTOCOL_NOTE = (
-    "*Best* is each run's lowest test error over all epochs — picked on the test set, which is how the paper "
-    "reports (REFERENCE.md §2); *last* is the final epoch's error, the honest protocol. Mean ± sample standard "
-    "deviation over n runs (seeds). Δ = ours (best) − paper. \"not run\" means no finished run of this row's exact "
-    "config was found. *Epochs* lists the length of the runs included (the paper trained 300)."
+    "*Best* is each run's lowest test top-1 error over all epochs (the latest such epoch on a tie), picked on "
+    "the test set as the paper reports (§4.1) and as the authors' train.py keeps it; *best top-5* is the top-5 "
+    "error of that same epoch (the authors' `best_err5`), not the lowest top-5 over epochs. *Last* is the final "
+    "epoch's error, the honest protocol. Mean ± sample standard deviation over n runs (seeds). "
+    "Δ = ours (best) − paper. \"not run\" means no finished run of this row's exact config was found. "
+    "*Epochs* lists the length of the runs included (the paper trained 300)."
 )
 
 
@@ -80,6 +89,53 @@ def group_runs(runs: list[tuple[Path, dict]], drop: tuple[str, ...] = ()) -> dic
     return groups
 
 
+# --- how a run's model and regularizer are shown ------------------------------------------------------------
+def _fmt_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _signature_defaults(target: str) -> dict[str, Any] | None:
+    """The keyword defaults of the class or function ``target`` names (None if it cannot be imported)."""
+    module, _, name = target.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module), name)
+        return {p.name: p.default for p in inspect.signature(obj).parameters.values()}
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return None
+
+
+def describe_options(target: str, options: dict[str, Any]) -> str:
+    """The options that say what this component is: those without a default (a model's depth, width,
+    blocks), those that differ from their default, and switches passed on (``shakedrop``) when on."""
+    defaults = _signature_defaults(target)
+    shown = []
+    for key, value in options.items():
+        if isinstance(value, dict) and "_target_" in value:  # a nested component (Compose's steps)
+            inner = {k: v for k, v in value.items() if not k.startswith("_")}
+            shown.append(f"{key}={value['_target_'].rsplit('.', 1)[-1]}({describe_options(value['_target_'], inner)})")
+            continue
+        if defaults is None or key not in defaults:
+            if value in (False, None, 0) and defaults is not None:
+                continue  # a switch forwarded to a part of the model, off
+        elif defaults[key] is not inspect.Parameter.empty and defaults[key] == value:
+            continue
+        shown.append(f"{key}={_fmt_value(value)}")
+    return ", ".join(shown)
+
+
+def model_cell(run: dict) -> tuple[str, str]:
+    """(the model by its real shape, its options), e.g. ("pyramidnet11", "depth=11, alpha=12, bottleneck=True")."""
+    return run["model"], describe_options(run.get("model_target", ""), run.get("model_options", {})) or "—"
+
+
+def regularizer_cell(run: dict) -> tuple[str, str]:
+    options = describe_options(run.get("regularizer_target", ""), run.get("regularizer_params", {}))
+    if run.get("label_smoothing"):
+        options = ", ".join(filter(None, [options, f"label_smoothing={_fmt_value(run['label_smoothing'])}"]))
+    return str(run.get("regularizer")), options or "—"
+
+
+# --- the paper's tables and Figure 3 ------------------------------------------------------------------------
 def table_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) -> tuple[str, list]:
     has_top5 = any("top5" in row for row in table["rows"])
     has_params = any("params" in row for row in table["rows"])
@@ -95,16 +151,16 @@ def table_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) -
         runs = groups.get(key, [])
         if runs:
             used.add(key)
-        best1 = [r["best_top1_err"] for r in runs]
+        best1 = [r[BEST_TOP1] for r in runs]
         cells = [row["label"]]
         if has_params:
             ours = f"{runs[0]['num_params'] / 1e6:.2f}M" if runs else "not run"
             cells.append(f"{row.get('params', '—')} / {ours}")
         delta = f"{statistics.fmean(best1) - row['top1']:+.2f}" if runs else "not run"
-        cells += [fmt_paper(row.get("top1")), fmt_mean_std(best1), fmt_mean([r["last_top1_err"] for r in runs]), delta]
+        cells += [fmt_paper(row.get("top1")), fmt_mean_std(best1), fmt_mean([r[LAST_TOP1] for r in runs]), delta]
         if has_top5:
-            cells += [fmt_paper(row.get("top5")), fmt_mean_std([r["best_top5_err"] for r in runs]),
-                      fmt_mean([r["last_top5_err"] for r in runs])]
+            cells += [fmt_paper(row.get("top5")), fmt_mean_std([r[BEST_TOP5] for r in runs]),
+                      fmt_mean([r[LAST_TOP5] for r in runs])]
         epochs = sorted({r["epochs"] for r in runs})
         cells.append(", ".join(str(e) for e in epochs) if runs else "—")
         lines.append("| " + " | ".join(cells) + " |")
@@ -114,16 +170,18 @@ def table_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) -
     return "\n".join(lines), curves
 
 
-def sweep_markdown(fig: dict, runs: list[tuple[Path, dict]], used: set[str]):
+def _scalar(value):
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def figure_markdown(fig: dict, runs: list[tuple[Path, dict]], used: set[str]):
     """Figure 3's sweeps: runs of the figure's config with any value of the swept key."""
     drop = (fig["sweep_key"],)
     key = config_key(tuple(row_overrides(fig, fig)), drop)
     points: dict[float, list[dict]] = defaultdict(list)
     for _, result in runs:
         if run_key(result, drop) == key:
-            value = result["regularizer_params"].get(fig["sweep_key"])
-            if isinstance(value, list) and len(value) == 1:
-                value = value[0]
+            value = _scalar(result["regularizer_params"].get(fig["sweep_key"]))
             if isinstance(value, int | float):
                 points[float(value)].append(result)
                 used.add(run_key(result))
@@ -132,35 +190,44 @@ def sweep_markdown(fig: dict, runs: list[tuple[Path, dict]], used: set[str]):
              "|---|---|---|---|"]
     for value in sorted(set(map(float, fig["values"])) | set(points)):
         rs = points.get(value, [])
-        lines.append(f"| {value:g} | {fmt_paper(paper.get(value))} | {fmt_mean_std([r['best_top1_err'] for r in rs])}"
-                     f" | {fmt_mean([r['last_top1_err'] for r in rs])} |")
+        lines.append(f"| {value:g} | {fmt_paper(paper.get(value))} | {fmt_mean_std([r[BEST_TOP1] for r in rs])}"
+                     f" | {fmt_mean([r[LAST_TOP1] for r in rs])} |")
     lines += ["", f"Paper baseline (no CutMix): {fig['baseline']:.2f}. Other points of the paper's figure exist only "
               "as plotted points, so they are not listed.", "", PROTOCOL_NOTE, ""]
     return "\n".join(lines), points
 
 
-def plot_sweep(path: Path, fig: dict, points: dict[float, list[dict]]) -> bool:
-    if not points:
-        return False
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_errors_against(path: Path, title: str, xlabel: str, points: dict[float, list[dict]],
+                        paper: dict[float, float] | None = None, baseline: float | None = None) -> bool:
+    """Best- and last-epoch top-1 error (mean, seed standard deviation as error bars) against a swept value."""
+    if not points:
+        return False
+    plt = _pyplot()
     xs = sorted(points)
-    means = [stats([r["best_top1_err"] for r in points[x]])[0] for x in xs]
-    errs = [stats([r["best_top1_err"] for r in points[x]])[1] or 0.0 for x in xs]
     figure, ax = plt.subplots(figsize=(5, 3.5))
-    ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label="ours (best epoch, mean ± std)")
-    ax.axhline(fig["baseline"], color="gray", linestyle="--", label="paper baseline")
-    for x, y in (fig.get("paper") or {}).items():
+    for field, label in ((BEST_TOP1, "ours, best epoch"), (LAST_TOP1, "ours, last epoch")):
+        means_stds = [stats([r[field] for r in points[x]]) for x in xs]
+        ax.errorbar(xs, [m for m, _ in means_stds], yerr=[s or 0.0 for _, s in means_stds], marker="o", capsize=3,
+                    label=f"{label} (mean ± std over seeds)")
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", linestyle="--", label="paper baseline")
+    for x, y in (paper or {}).items():
         ax.plot([float(x)], [y], "r*", markersize=10, label="paper")
-    if fig["sweep_key"] == "alpha":
+    if min(xs) > 0 and max(xs) / min(xs) >= 10:
         ax.set_xscale("log")
-    ax.set_xlabel(fig["sweep_key"])
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("top-1 error (%)")
-    ax.set_title(fig["title"], fontsize=8)
-    ax.legend(fontsize=7)
+    ax.set_title(textwrap.fill(title, 70), fontsize=7)
+    ax.legend(fontsize=6)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -171,17 +238,13 @@ def plot_curves(path: Path, title: str, curves: list[tuple[str, list[dict]]]) ->
     """Validation top-1 error per epoch for every row that has runs (mean over seeds)."""
     if not curves:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     figure, ax = plt.subplots(figsize=(6, 4))
     for label, runs in curves:
         by_epoch: dict[int, list[float]] = defaultdict(list)
         for run in runs:
             for entry in run.get("history", []):
-                by_epoch[entry["epoch"]].append(entry["val_top1_err"])
+                by_epoch[entry[EPOCH]].append(entry[VAL_TOP1])
         epochs = sorted(by_epoch)
         ax.plot(epochs, [statistics.fmean(by_epoch[e]) for e in epochs], label=f"{label} (n={len(runs)})")
     ax.set_xlabel("epoch")
@@ -194,25 +257,91 @@ def plot_curves(path: Path, title: str, curves: list[tuple[str, list[dict]]]) ->
     return True
 
 
+# --- any sweep among the runs --------------------------------------------------------------------------------
+def setting(run: dict) -> dict[str, Any]:
+    """A run's setting as flat dotted keys, the seed left out: what a sweep can vary."""
+    flat: dict[str, Any] = {"dataset": run["dataset"], "model": run.get("model_target", run["model"]),
+                            "regularizer": run.get("regularizer_target", run.get("regularizer")),
+                            "label_smoothing": run.get("label_smoothing", 0.0), "trainer.epochs": run.get("epochs"),
+                            "trainer.lr": run.get("lr"), "trainer.batch_size": run.get("batch_size")}
+
+    def walk(prefix: str, node: dict) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(f"{prefix}{key}.", value)
+            else:
+                flat[f"{prefix}{key}"] = _scalar(value)
+
+    walk("model.", run.get("model_options", {}))
+    walk("regularizer.", run.get("regularizer_params", {}))
+    return flat
+
+
+def find_sweeps(runs: list[dict]) -> list[tuple[str, list[dict], dict[float, list[dict]]]]:
+    """(swept key, the runs, runs by value) for every group of runs that differ in one numeric key only,
+    seeds aside, with at least two values of it."""
+    settings = [setting(r) for r in runs]
+    groups: dict[tuple[str, str], dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for run, flat in zip(runs, settings):
+        for key, value in flat.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                rest = json.dumps({k: v for k, v in flat.items() if k != key}, sort_keys=True, default=str)
+                groups[key, rest][float(value)].append(run)
+    sweeps = []
+    for (key, _), by_value in sorted(groups.items()):
+        if len(by_value) >= 2:
+            members = [r for rs in by_value.values() for r in rs]
+            sweeps.append((key, members, dict(by_value)))
+    return sweeps
+
+
+def _without(run: dict, key: str) -> dict:
+    """The run with the swept option left out, to describe what its sweep holds fixed."""
+    group, _, name = key.partition(".")
+    field = {"model": "model_options", "regularizer": "regularizer_params"}.get(group)
+    if field is None or "." in name:
+        return run
+    return {**run, field: {k: v for k, v in run.get(field, {}).items() if k != name}}
+
+
+def sweeps_markdown(sweeps, out: Path, figures: bool) -> tuple[str, list[str]]:
+    lines, files = ["## Sweeps found among the runs", ""], []
+    if not sweeps:
+        lines += ["None: no runs differ in exactly one numeric key.", ""]
+    for i, (key, members, by_value) in enumerate(sweeps, start=1):
+        first = _without(members[0], key)
+        model, model_options = model_cell(first)
+        regularizer, regularizer_options = regularizer_cell(first)
+        title = (f"{key} sweep: {first['dataset']}, {model} ({model_options}), {regularizer} "
+                 f"({regularizer_options}), {first['epochs']} epochs")
+        lines += [f"### {i}. {title}", "", f"| {key} | Ours best top-1 | Ours last top-1 | Ours best top-5 |",
+                  "|---|---|---|---|"]
+        for value in sorted(by_value):
+            rs = by_value[value]
+            lines.append(f"| {value:g} | {fmt_mean_std([r[BEST_TOP1] for r in rs])} | "
+                         f"{fmt_mean([r[LAST_TOP1] for r in rs])} | {fmt_mean_std([r[BEST_TOP5] for r in rs])} |")
+        name = f"sweep{i}_{key.replace('.', '_')}.png"
+        if figures and plot_errors_against(out / name, title, key, by_value):
+            lines += ["", f"![{key} sweep]({name})"]
+            files.append(name)
+        lines.append("")
+    lines += [PROTOCOL_NOTE, ""]
+    return "\n".join(lines), files
+
+
 def unmatched_markdown(groups: dict[str, list[dict]], used: set[str]) -> tuple[str, list[list[str]]]:
-    header = ["Dataset", "Model", "Regularizer", "Options", "Epochs", "Ours best top-1", "Ours last top-1",
-              "Ours best top-5", "Runs"]
+    header = ["Dataset", "Model", "Model options", "Regularizer", "Regularizer options", "Epochs",
+              "Ours best top-1", "Ours last top-1", "Ours best top-5", "Runs"]
     rows = []
     for key, runs in sorted(groups.items(), key=lambda kv: (kv[1][0]["dataset"], kv[1][0]["model"],
-                                                             kv[1][0].get("regularizer", ""))):
+                                                             str(kv[1][0].get("regularizer")))):
         if key in used:
             continue
         first = runs[0]
-        params = first.get("regularizer_params", {})
-        options = [f"{k}={v}" for k, v in params.items() if k in ("alpha", "prob", "layers")]
-        options += [f"{k}={v}" for k, v in first.get("model_options", {}).items()
-                    if k in ("shakedrop", "drop_path_rate", "dropblock") and v]
-        if first.get("label_smoothing"):
-            options.append(f"label_smoothing={first['label_smoothing']}")
-        rows.append([first["dataset"], first["model"], str(first.get("regularizer")), ", ".join(options) or "—",
+        rows.append([first["dataset"], *model_cell(first), *regularizer_cell(first),
                      ", ".join(str(e) for e in sorted({r["epochs"] for r in runs})),
-                     fmt_mean_std([r["best_top1_err"] for r in runs]), fmt_mean([r["last_top1_err"] for r in runs]),
-                     fmt_mean_std([r["best_top5_err"] for r in runs]), ", ".join(r["_dir"] for r in runs)])
+                     fmt_mean_std([r[BEST_TOP1] for r in runs]), fmt_mean([r[LAST_TOP1] for r in runs]),
+                     fmt_mean_std([r[BEST_TOP5] for r in runs]), ", ".join(r["_dir"] for r in runs)])
     lines = ["## Runs that match no paper row", ""]
     if rows:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -227,7 +356,7 @@ def generate(paths: list[str], out: Path, figures: bool = True) -> dict[str, Any
     """Write every table and figure for the runs under ``paths`` into ``out``; return a summary."""
     out.mkdir(parents=True, exist_ok=True)
     everything = find_results(paths)
-    runs = [(d, r) for d, r in everything if r.get("status") == "finished"]
+    runs = [(d, r) for d, r in everything if r.get(STATUS) == FINISHED]
     unfinished = len(everything) - len(runs)
     groups = group_runs(runs)
     tables = load_tables()
@@ -237,17 +366,25 @@ def generate(paths: list[str], out: Path, figures: bool = True) -> dict[str, Any
         text, curves = table_markdown(tables[name], groups, used)
         (out / f"{name}.md").write_text(text)
         summary["files"].append(f"{name}.md")
-        summary["tables"][name] = [(label, len(rs), stats([r["best_top1_err"] for r in rs])[0]) for label, rs in curves]
+        summary["tables"][name] = [(label, len(rs), stats([r[BEST_TOP1] for r in rs])[0]) for label, rs in curves]
         if figures and plot_curves(out / f"curves_{name}.png", tables[name]["title"], curves):
             summary["files"].append(f"curves_{name}.png")
     for name in FIGURES:
-        text, points = sweep_markdown(tables[name], runs, used)
+        fig = tables[name]
+        text, points = figure_markdown(fig, runs, used)
         (out / f"{name}.md").write_text(text)
         summary["files"].append(f"{name}.md")
-        summary["tables"][name] = [(f"{tables[name]['sweep_key']}={k:g}", len(v),
-                                    stats([r["best_top1_err"] for r in v])[0]) for k, v in sorted(points.items())]
-        if figures and plot_sweep(out / f"{name}.png", tables[name], points):
+        summary["tables"][name] = [(f"{fig['sweep_key']}={k:g}", len(v), stats([r[BEST_TOP1] for r in v])[0])
+                                   for k, v in sorted(points.items())]
+        if figures and plot_errors_against(out / f"{name}.png", fig["title"], fig["sweep_key"], points,
+                                           {float(k): v for k, v in (fig.get("paper") or {}).items()},
+                                           fig["baseline"]):
             summary["files"].append(f"{name}.png")
+    sweeps = find_sweeps([{**r, "_dir": str(d)} for d, r in runs])
+    text, files = sweeps_markdown(sweeps, out, figures)
+    (out / "sweeps.md").write_text(text)
+    summary["files"] += ["sweeps.md", *files]
+    summary["sweeps"] = [(key, sorted(by_value)) for key, _, by_value in sweeps]
     text, extra = unmatched_markdown(groups, used)
     (out / "unmatched_runs.md").write_text(text)
     summary["files"].append("unmatched_runs.md")
@@ -263,12 +400,14 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         print(f"  {name}: {len(rows)}/{total} {'rows' if name in TABLES else 'points'} with runs")
         for label, n, mean in rows:
             print(f"    {label:<45} best top-1 {mean:6.2f}  (n={n})")
+    for key, values in summary["sweeps"]:
+        print(f"  sweep over {key}: {', '.join(f'{v:g}' for v in values)} (sweeps.md)")
     if summary["unmatched"]:
         print("  runs matching no paper row (top-1 error, %):")
-        print(f"    {'dataset':<9} {'model':<14} {'regularizer':<28} {'epochs':>6}  {'best (mean ± std, n)':<22} last")
+        print(f"    {'dataset':<9} {'model':<14} {'regularizer':<30} {'epochs':>6}  {'best (mean ± std, n)':<22} last")
         for row in summary["unmatched"]:
-            regularizer = f"{row[2]} {row[3]}" if row[3] != "—" else row[2]
-            print(f"    {row[0]:<9} {row[1]:<14} {regularizer:<28} {row[4]:>6}  {row[5]:<22} {row[6]}")
+            regularizer = f"{row[3]} {row[4]}" if row[4] != "—" else row[3]
+            print(f"    {row[0]:<9} {row[1]:<14} {regularizer:<30} {row[5]:>6}  {row[6]:<22} {row[7]}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,56 +1,38 @@
-"""Paper tables as data, the report written from runs, and the reproduce scripts."""
+"""The paper's tables as data (paper_tables.yaml), the report written from runs, and the reproduce
+command that launches each table's rows."""
 
 import json
 import re
 import statistics
-import subprocess
 from pathlib import Path
 
 import pytest
 from fakedata import write_cifar100
-from helpers import FAST, train_cli
+from helpers import fit_run
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from cutmix_repro import report
-from cutmix_repro.paper import TABLES, compose, config_key, dataset_name, load_tables, row_overrides
+from cutmix_repro import report, reproduce
+from cutmix_repro.config import compose, params
+from cutmix_repro.engine import records as R
+from cutmix_repro.models import arch_name
+from cutmix_repro.paper import FIGURES, TABLES, config_key, dataset_name, launches, load_tables, row_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "paper" / "REFERENCE.md"
-SCRIPTS = sorted((ROOT / "scripts").glob("reproduce_*.sh"))
-
-
-def reference_tables() -> dict[str, list[list[float]]]:
-    """The numbers of each '### Table N' block of REFERENCE.md, row by row (params dropped)."""
-    text = REFERENCE.read_text()
-    tables = {}
-    for match in re.finditer(r"### Table (\d)(.*?)(?=\n### |\n## )", text, re.S):
-        rows = []
-        for line in match.group(2).splitlines():
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) < 2 or set(cells[0]) <= {"-"} or cells[0] in ("Method", "Model", "Variant"):
-                continue
-            rows.append([float(c) for c in cells[1:] if re.fullmatch(r"\d+\.\d+", c)])
-        tables[f"table{match.group(1)}"] = rows
-    return tables
+# How many rows each result table of the paper has (Tables 3-8) and which columns it prints.
+PAPER_SHAPE = {"table3": (8, True), "table4": (6, True), "table5": (15, True), "table6": (4, True),
+               "table7": (5, False), "table8": (6, True)}
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="REFERENCE.md is not beside this checkout")
-def test_every_paper_number_equals_reference_md():
-    ref = reference_tables()
-    ours = load_tables()
-    assert set(ref) == set(TABLES)
-    for name in TABLES:
-        expected = ref[name]
-        got = [[row["top1"]] + ([row["top5"]] if "top5" in row else []) for row in ours[name]["rows"]]
-        assert got == expected, name
-
-
-def test_paper_numbers_spot_checks_and_figure3_settings():
+def test_the_paper_tables_have_the_papers_shape_and_plausible_numbers():
     t = load_tables()
-    assert t["table5"]["rows"][13] == {**t["table5"]["rows"][13], "label": "+ CutMix", "top1": 14.47, "top5": 2.97}
-    assert t["table3"]["rows"][-1]["top1"] == 21.40 and t["table7"]["rows"][-1]["top1"] == 2.88
+    assert set(PAPER_SHAPE) == set(TABLES)
+    for name, (rows, has_top5) in PAPER_SHAPE.items():
+        assert len(t[name]["rows"]) == rows, name
+        for row in t[name]["rows"]:
+            assert 0 < row["top1"] < 30 and ("top5" in row) == has_top5, (name, row)
+            assert row["top1"] == round(row["top1"], 2)
+    assert t["table5"]["rows"][13]["label"] == "+ CutMix" and t["table5"]["rows"][13]["top1"] == 14.47
+    assert t["table8"]["rows"][0]["top1"] == t["table5"]["rows"][13]["top1"], "one run, two tables"
     assert t["figure3_alpha"]["values"] == [0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
     assert t["figure3_alpha"]["paper"] == {1.0: 14.47} and t["figure3_alpha"]["baseline"] == 16.45
     assert t["figure3_layers"]["values"] == [0, 1, 2, 3, 4]
@@ -61,23 +43,24 @@ def test_every_row_composes_to_a_distinct_buildable_setting():
     for name in TABLES:
         keys = [config_key(tuple(row_overrides(t[name], row))) for row in t[name]["rows"]]
         assert len(set(keys)) == len(keys), f"two rows of {name} share one config"
+        for row in t[name]["rows"]:
+            instantiate(compose(row_overrides(t[name], row)).regularizer)
     cfg = compose(row_overrides(t["table5"], t["table5"]["rows"][-1]))
-    assert cfg.model.name == "pyramidnet200" and cfg.model.shakedrop and cfg.regularizer.prob == 0.5
+    assert arch_name(cfg.model) == "pyramidnet200" and cfg.model.shakedrop and cfg.regularizer.prob == 0.5
     assert dataset_name(cfg) == "cifar100" and cfg.trainer.lr == 0.25 and cfg.trainer.epochs == 300
 
 
 def fake_result(overrides, best1, last1, best5=3.0, last5=3.5, seed=0, epochs=300, status="finished"):
     """A results.json as the trainer writes it, for the config the overrides compose to."""
     cfg = compose(overrides)
-    reg = OmegaConf.to_container(cfg.regularizer, resolve=True)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    history = [{"epoch": e, "val_top1_err": last1 + (epochs - e), "val_top5_err": last5} for e in range(1, 4)]
-    return {"status": status, "dataset": dataset_name(cfg), "model": model.pop("name"),
-            "model_options": {k: v for k, v in model.items() if k != "_target_"},
-            "regularizer": "x", "regularizer_target": reg.pop("_target_"), "regularizer_params": reg,
-            "label_smoothing": cfg.label_smoothing, "seed": seed, "epochs": epochs, "num_params": 26_844_952,
-            "best_top1_err": best1, "last_top1_err": last1, "best_top5_err": best5, "last_top5_err": last5,
-            "history": history}
+    history = [{R.EPOCH: e, R.VAL_TOP1: last1 + (epochs - e), R.VAL_TOP5: last5} for e in range(1, 4)]
+    return {R.STATUS: status, "dataset": dataset_name(cfg), "model": arch_name(cfg.model),
+            "model_target": cfg.model._target_, "model_options": params(cfg.model),
+            "regularizer": "x", "regularizer_target": cfg.regularizer._target_,
+            "regularizer_params": params(cfg.regularizer),
+            "label_smoothing": cfg.label_smoothing, "seed": seed, "epochs": epochs, "lr": cfg.trainer.lr,
+            "batch_size": cfg.trainer.batch_size, "num_params": 26_844_952, R.BEST_TOP1: best1, R.LAST_TOP1: last1,
+            R.BEST_TOP5: best5, R.LAST_TOP5: last5, "history": history}
 
 
 def write_runs(root: Path, results: list[dict]) -> None:
@@ -107,19 +90,26 @@ def test_report_means_stds_counts_best_last_and_not_run(tmp_path):
     assert "not run" in (tmp_path / "out" / "table3.md").read_text()
     # Table 8's first row is the same config as Table 5's CutMix row
     assert f"{mean:.2f} ± {std:.2f} (n=3)" in (tmp_path / "out" / "table8.md").read_text()
-    assert "picked on the test set" in table5
+    assert "picked on the test set" in table5 and "REFERENCE" not in table5
 
 
-def test_unmatched_runs_land_in_the_extra_table(tmp_path):
+def test_an_unmatched_run_shows_its_model_by_real_shape_and_its_options(tmp_path):
     odd = fake_result(["+experiment=cifar100_pyramidnet", "regularizer=cutmix", "regularizer.prob=0.9"], 15.0, 15.5)
-    write_runs(tmp_path / "runs", [odd])
+    small = fake_result(["+experiment=cifar100_pyramidnet", "model.depth=11", "model.alpha=12",
+                         "model.shakedrop=true"], 40.0, 41.0)
+    write_runs(tmp_path / "runs", [odd, small])
     summary = report.generate([str(tmp_path / "runs")], tmp_path / "out", figures=False)
     extra = (tmp_path / "out" / "unmatched_runs.md").read_text()
-    assert "prob=0.9" in extra and "15.00 (n=1)" in extra and len(summary["unmatched"]) == 1
+    assert len(summary["unmatched"]) == 2 and "15.00 (n=1)" in extra
     assert "15.00" not in (tmp_path / "out" / "table5.md").read_text()
+    by_model = {row[1]: row for row in summary["unmatched"]}
+    assert set(by_model) == {"pyramidnet200", "pyramidnet11"}, "not named by the preset it started from"
+    assert by_model["pyramidnet11"][2] == "depth=11, alpha=12, bottleneck=True, shakedrop=True"
+    assert by_model["pyramidnet200"][2] == "depth=200, alpha=240, bottleneck=True"
+    assert by_model["pyramidnet200"][4] == "prob=0.9" and by_model["pyramidnet11"][4] == "prob=0.5"
 
 
-def test_figures_are_written_and_non_empty(tmp_path):
+def test_figure3_tables_and_plots_are_written(tmp_path):
     exp = "+experiment=cifar100_pyramidnet"
     runs = [fake_result([exp, "regularizer=cutmix", f"regularizer.alpha={a}"], 15 - a, 15.5, seed=s)
             for a in (0.25, 1.0, 4.0) for s in (0, 1)]
@@ -135,51 +125,63 @@ def test_figures_are_written_and_non_empty(tmp_path):
     assert "| 2 | — | 17.00 (n=1) |" in (tmp_path / "out" / "figure3_layers.md").read_text()
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
-def test_reproduce_script_is_valid_bash_and_its_command_lines_compose(script, tmp_path):
-    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
-    dry = tmp_path / "commands"
-    proc = subprocess.run(["bash", str(script), "trainer.epochs=2"], env={"CUTMIX_DRY_RUN": str(dry),
-                          "PATH": "/usr/bin:/bin", "PY": __import__("sys").executable},
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    lines = dry.read_text().splitlines()
-    announced = int(re.search(r"(\d+) runs in all", proc.stdout).group(1))
-    launched = 0
-    keys = set()
+def test_any_sweep_is_drawn_against_its_value_with_seed_error_bars(tmp_path):
+    """A reduced-size α sweep on PyramidNet-110 (no paper row): runs that differ in α and the seed."""
+    exp = "+experiment=cifar100_pyramidnet110"
+    sweep = [fake_result([exp, f"regularizer.alpha={a}"], 20 - a + s, 21 - a, seed=s, epochs=30)
+             for a in (0.5, 1.0, 2.0) for s in (0, 1)]
+    other = [fake_result([exp, "regularizer=baseline"], 22.0, 23.0, epochs=30),  # another regularizer
+             fake_result([exp, "regularizer.alpha=8.0", "regularizer.prob=0.9"], 9.0, 9.0, epochs=30)]  # 2 keys differ
+    write_runs(tmp_path / "runs", sweep + other)
+    summary = report.generate([str(tmp_path / "runs")], tmp_path / "out")
+    assert summary["sweeps"] == [("regularizer.alpha", [0.5, 1.0, 2.0])]
+    text = (tmp_path / "out" / "sweeps.md").read_text()
+    for a in (0.5, 1.0, 2.0):
+        best = [20 - a + s for s in (0, 1)]
+        assert f"| {a:g} | {statistics.fmean(best):.2f} ± {statistics.stdev(best):.2f} (n=2) | {21 - a:.2f} |" in text
+    assert "pyramidnet110" in text and "30 epochs" in text
+    png = tmp_path / "out" / "sweep1_regularizer_alpha.png"
+    assert "sweep1_regularizer_alpha.png" in summary["files"] and png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("name", TABLES + FIGURES)
+def test_reproduce_launches_exactly_the_rows_of_its_table_with_the_papers_seeds(name, capsys):
+    assert reproduce.main([name, "--dry-run", "trainer.epochs=2"]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith("[")]
+    table = load_tables()[name]
+    announced = int(re.search(r"(\d+) runs in all", out).group(1))
+    launched, keys = 0, set()
     for line in lines:
         overrides = OverridesParser.create().parse_overrides(line.split())
-        combos = 1
-        first = []
+        combos, first = 1, []
         for o in overrides:
             values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [None]
             combos *= len(values)
             first.append(o.input_line if values[0] is None else f"{o.get_key_element()}={values[0]}")
         launched += combos
-        cfg = compose(first)  # composes, like --cfg job
-        assert cfg.trainer.epochs == 2
-        instantiate(cfg.regularizer)
-        keys.add(config_key(tuple(a for a in first if not a.startswith(("seed=", "hydra.", "trainer.epochs")))))
-    assert launched == announced
-    name = script.stem.removeprefix("reproduce_")
-    table = load_tables()[name]
-    if name in TABLES:  # the script runs exactly the table's rows
+        assert f"seed={','.join(map(str, range(table['seeds'])))}" in line
+        setting = tuple(a for a in first if not a.startswith(("seed=", "hydra.", "trainer.epochs")))
+        assert compose(list(setting) + ["trainer.epochs=2"]).trainer.epochs == 2
+        keys.add(config_key(setting))
+    assert launched == announced and len(lines) == len(launches(name))
+    if name in TABLES:
         assert keys == {config_key(tuple(row_overrides(table, row))) for row in table["rows"]}
-        assert all("seed=" + ",".join(map(str, range(table["seeds"]))) in line for line in lines)
+        assert announced == len(table["rows"]) * table["seeds"]
+    else:
+        assert announced == (len(table["values"]) + 1) * table["seeds"]
 
 
-def test_end_to_end_two_tiny_runs_render_their_table(tmp_path):
+def test_end_to_end_two_tiny_runs_of_table6_render_their_rows(tmp_path):
     write_cifar100(tmp_path / "data", train=4, test=3)
-    for reg in ("baseline", "cutmix"):
-        proc = train_cli(["+experiment=cifar100_pyramidnet", f"regularizer={reg}", "dataset.root=data",
-                          "dataset.download=false", "trainer.epochs=1", "trainer.batch_size=2", *FAST,
-                          f"hydra.run.dir=runs/{reg}"], tmp_path, timeout=600)
-        assert proc.returncode == 0, proc.stderr
-    out = subprocess.run([__import__("sys").executable, "-m", "cutmix_repro.report", "runs", "--out", "tables"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    table5 = (tmp_path / "tables" / "table5.md").read_text()
-    for label in ("Baseline", "+ CutMix"):
-        row = next(line for line in table5.splitlines() if line.startswith(f"| {label} |"))
-        assert "(n=1)" in row and "| 1 |" in row, row
-    assert "table5: 2/15 rows with runs" in out.stdout
+    table = load_tables()["table6"]
+    for row in table["rows"][:2]:  # PyramidNet-110: baseline and CutMix
+        overrides = [*row_overrides(table, row), f"dataset.root={tmp_path / 'data'}", "dataset.download=false",
+                     "trainer.epochs=1", "trainer.batch_size=2"]
+        fit_run(overrides, tmp_path / "runs" / row["label"].replace(" ", "_"))
+    assert report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "tables"), "--no-figures"]) == 0
+    table6 = (tmp_path / "tables" / "table6.md").read_text()
+    for label in ("PyramidNet-110 (α̃=64)", "PyramidNet-110 + CutMix"):
+        row = next(line for line in table6.splitlines() if line.startswith(f"| {label} |"))
+        assert "(n=1)" in row and "| 1 |" in row and "1.7M / 1.73M" in row, row
+    assert "None." in (tmp_path / "tables" / "unmatched_runs.md").read_text()

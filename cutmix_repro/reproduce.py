@@ -1,0 +1,115 @@
+"""One table or figure of the paper, one command: ``python -m cutmix_repro.reproduce table5``.
+
+The runs come from ``paper_tables.yaml`` (``paper.launches``): one Hydra multirun per table row, with
+the paper's number of seeds (three on CIFAR, one on ImageNet); for Figure 3, the sweep and its
+baseline. It first prints how many runs that is and a GPU-hours estimate from the throughput that
+``python -m cutmix_repro.bench`` measured on a GPU (``results/bench/throughput.json``; where none was
+measured it says so), then trains, then writes the report. Extra arguments are Hydra overrides for every
+run (``trainer.epochs=2`` for a smoke pass, ``hydra/launcher=slurm`` for one SLURM job per run).
+
+    python -m cutmix_repro.reproduce table5 [--dry-run] [--runs-dir runs] [--out results] [OVERRIDES...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from .config import compose
+from .models.factory import arch_name
+from .paper import FIGURES, TABLES, dataset_name, launches
+
+TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167, "digits": 1_438}
+THROUGHPUT_FILE = Path("results/bench/throughput.json")
+
+
+def expand(overrides: list[str]) -> tuple[int, list[str]]:
+    """(number of runs the overrides sweep over, the overrides with each sweep's first value)."""
+    count, first = 1, []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_sweep_override():
+            values = list(override.sweep_string_iterator())
+            count *= len(values)
+            first.append(f"{override.get_key_element()}={values[0]}")
+        else:
+            first.append(override.input_line)
+    return count, first
+
+
+def measured_throughput(model: str, dataset: str, path: Path = THROUGHPUT_FILE) -> dict | None:
+    if not path.exists():
+        return None
+    kind = "imagenet" if dataset == "imagenet" else "cifar"
+    for entry in json.loads(path.read_text()):
+        if entry.get("model") == model and entry.get("data") == kind and entry.get("device", "cpu") != "cpu":
+            return entry
+    return None
+
+
+def estimate(commands: list[list[str]]) -> tuple[int, float | None, list[str]]:
+    """(runs in all, GPU-hours or None where some model has no measured GPU throughput, notes)."""
+    total, hours, notes = 0, 0.0, set()
+    for overrides in commands:
+        count, first = expand(overrides)
+        cfg = compose([o for o in first if not o.startswith("hydra")])
+        total += count
+        data, model = dataset_name(cfg), arch_name(cfg.model)
+        measured = measured_throughput(model, data)
+        if measured is None:
+            notes.add(f"no measured GPU throughput for {model} on {data} in {THROUGHPUT_FILE}")
+            hours = None
+            continue
+        if hours is not None:
+            images = TRAIN_IMAGES.get(data, cfg.dataset.get("train_size", 0))
+            hours += count * cfg.trainer.epochs * images / measured["images_per_s"] / 3600
+        notes.add(f"{model}: {measured['images_per_s']:.0f} img/s on {measured['device']} ({measured['date']})")
+    return total, hours, sorted(notes)
+
+
+def commands_for(name: str, extra: list[str], runs_dir: str) -> list[tuple[str, list[str]]]:
+    return [(label, [*overrides, f"hydra.sweep.dir={runs_dir}/{name}/run{i}", *extra])
+            for i, (label, overrides) in enumerate(launches(name))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.reproduce", description=__doc__.splitlines()[0])
+    parser.add_argument("name", help=f"one of {', '.join(TABLES + FIGURES)}")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
+    parser.add_argument("--dry-run", action="store_true", help="print the training commands, run nothing")
+    parser.add_argument("--runs-dir", default="runs", help="where the runs go (default: runs)")
+    parser.add_argument("--out", default="results", help="where the report goes (default: results)")
+    args = parser.parse_intermixed_args(argv)
+    if args.name not in TABLES + FIGURES:
+        print(f"error: {args.name!r} is not a table or figure of the paper: choose one of "
+              f"{', '.join(TABLES + FIGURES)}", file=sys.stderr)
+        return 2
+    commands = commands_for(args.name, args.overrides, args.runs_dir)
+    total, hours, notes = estimate([overrides for _, overrides in commands])
+    print(f"{args.name}: {len(commands)} settings, {total} runs in all")
+    if hours is None:
+        print("estimate: none — " + "; ".join(n for n in notes if n.startswith("no measured")))
+    else:
+        print(f"estimate: {hours:.1f} GPU-hours ({'; '.join(notes)})")
+    train = [sys.executable, "-m", "cutmix_repro.train", "-m"]
+    for label, overrides in commands:
+        print(f"[{label}] {' '.join(overrides)}", flush=True)
+        if not args.dry_run:
+            status = subprocess.run([*train, *overrides]).returncode
+            if status != 0:
+                print(f"error: the runs of {label!r} failed (exit status {status}); the report was not written",
+                      file=sys.stderr)
+                return status
+    if not args.dry_run:
+        from .report import main as report
+
+        return report([f"{args.runs_dir}/{args.name}", "--out", args.out])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
