@@ -18,6 +18,7 @@ import yaml
 from .config import compose, params
 
 TABLES = ("table3", "table4", "table5", "table6", "table7", "table8")
+LOCALIZATION_TABLES = ("table9",)  # a row runs on several data sets, one experiment each; higher is better
 FIGURES = ("figure3_alpha", "figure3_layers")
 
 
@@ -74,11 +75,25 @@ def row_overrides(table: dict, row: dict) -> list[str]:
     return [f"+experiment={experiment}", *row.get("overrides", table.get("overrides", []))]
 
 
+def localization_cells(table: dict) -> list[tuple[dict, str, list[str]]]:
+    """(row, data set key, the overrides that reproduce it) for every cell of a localization table."""
+    cells = []
+    for row in table["rows"]:
+        for key, dataset in table["datasets"].items():
+            experiment = dataset["experiments"][row["model"]]
+            cells.append((row, key, [f"+experiment={experiment}", *row.get("overrides", [])]))
+    return cells
+
+
 def launches(name: str) -> list[tuple[str, list[str]]]:
     """(label, Hydra overrides) of every multirun that reproduces table or figure ``name``, seeds
-    included: one per table row; a figure's sweep and the baseline it is drawn against."""
+    included: one per table row (per row and data set for a localization table); a figure's sweep and
+    the baseline it is drawn against."""
     table = load_tables()[name]
     seeds = "seed=" + ",".join(str(s) for s in range(table["seeds"]))
+    if name in LOCALIZATION_TABLES:
+        return [(f"{row['label']}, {table['datasets'][key]['name']}", [*overrides, seeds])
+                for row, key, overrides in localization_cells(table)]
     if name in FIGURES:
         values = ",".join(str(v) for v in table["values"])
         sweep = [*row_overrides(table, table), f"regularizer.{table['sweep_key']}={values}", seeds]

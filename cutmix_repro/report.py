@@ -19,6 +19,7 @@ import glob
 import importlib
 import inspect
 import json
+import shutil
 import statistics
 import sys
 import textwrap
@@ -26,8 +27,30 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .engine.records import BEST_TOP1, BEST_TOP5, EPOCH, FINISHED, LAST_TOP1, LAST_TOP5, STATUS, VAL_TOP1
-from .paper import FIGURES, TABLES, config_key, load_tables, row_overrides, run_key
+from .engine.records import (
+    BEST_TOP1,
+    BEST_TOP1_LOC,
+    BEST_TOP5,
+    EPOCH,
+    FINISHED,
+    LAST_GT_KNOWN_LOC,
+    LAST_MAX_BOX_ACC,
+    LAST_TOP1,
+    LAST_TOP1_LOC,
+    LAST_TOP5,
+    STATUS,
+    VAL_TOP1,
+)
+from .paper import (
+    FIGURES,
+    LOCALIZATION_TABLES,
+    TABLES,
+    config_key,
+    load_tables,
+    localization_cells,
+    row_overrides,
+    run_key,
+)
 
 PROTOCOL_NOTE = (
     "*Best* is each run's lowest test top-1 error over all epochs (the latest such epoch on a tie), picked on "
@@ -168,6 +191,51 @@ def table_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) -
             curves.append((row["label"], runs))
     lines += ["", PROTOCOL_NOTE, ""]
     return "\n".join(lines), curves
+
+
+LOCALIZATION_NOTE = (
+    "Top-1 localization accuracy (%, higher is better; §4.2 and appendix B): the box of the predicted class's CAM "
+    "(the map scaled to [0, 1], threshold 0.15, the largest connected region) has IoU > 0.5 with a true box and "
+    "the top-1 class is right. *Ours* is the last epoch's, mean ± sample standard deviation over n runs; *best "
+    "ep.* is at the epoch of the lowest test top-1 error. GT-known: the box of the true class's CAM, class "
+    "ignored. MaxBoxAcc (Choe et al., CVPR 2020, beyond the paper): GT-known at the best threshold of 0.05, "
+    "0.10, …, 0.95. \"not run\" means no finished run of this cell's exact config was found."
+)
+
+
+def localization_markdown(table: dict, groups: dict[str, list[dict]], used: set[str],
+                          out: Path) -> tuple[str, list]:
+    """Table 9: a column group per data set (paper, ours last and at the best epoch, Δ, GT-known, MaxBoxAcc),
+    and the sample images with their boxes of one run per cell (``localization.png``, copied)."""
+    names = {key: d["name"] for key, d in table["datasets"].items()}
+    header = ["Method"]
+    for name in names.values():
+        header += [f"{name} paper", "ours", "ours best ep.", "Δ", "GT-known", "MaxBoxAcc"]
+    lines = [f"## {table['title']}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows: dict[str, list[str]] = {}
+    found, figures = [], []
+    for row, key, overrides in localization_cells(table):
+        runs = groups.get(config_key(tuple(overrides)), [])
+        cells = rows.setdefault(row["label"], [row["label"]])
+        last = [r[LAST_TOP1_LOC] for r in runs if LAST_TOP1_LOC in r]
+        cells += [fmt_paper(row.get(key)), fmt_mean_std(last), fmt_mean([r[BEST_TOP1_LOC] for r in runs if last]),
+                  f"{statistics.fmean(last) - row[key]:+.2f}" if last else "not run",
+                  fmt_mean([r[LAST_GT_KNOWN_LOC] for r in runs if last]),
+                  fmt_mean([r[LAST_MAX_BOX_ACC] for r in runs if last])]
+        if last:
+            used.add(config_key(tuple(overrides)))
+            found.append((f"{row['label']}, {names[key]}", len(last), statistics.fmean(last)))
+            picture = Path(runs[0]["_dir"]) / "localization.png"
+            if picture.is_file():
+                name = f"table9_{len(figures) + 1}.png"
+                shutil.copyfile(picture, out / name)
+                figures.append(f"![{row['label']}, {names[key]}: true boxes green, predicted red]({name})")
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows.values()]
+    lines += ["", LOCALIZATION_NOTE, ""]
+    if figures:
+        lines += ["Test images of one run per cell: the CAM of the predicted class, its box (red) and the true "
+                  "boxes (green).", "", *figures, ""]
+    return "\n".join(lines), found
 
 
 def _scalar(value):
@@ -331,7 +399,7 @@ def sweeps_markdown(sweeps, out: Path, figures: bool) -> tuple[str, list[str]]:
 
 def unmatched_markdown(groups: dict[str, list[dict]], used: set[str]) -> tuple[str, list[list[str]]]:
     header = ["Dataset", "Model", "Model options", "Regularizer", "Regularizer options", "Epochs",
-              "Ours best top-1", "Ours last top-1", "Ours best top-5", "Runs"]
+              "Ours best top-1", "Ours last top-1", "Ours best top-5", "Ours last top-1 loc", "Runs"]
     rows = []
     for key, runs in sorted(groups.items(), key=lambda kv: (kv[1][0]["dataset"], kv[1][0]["model"],
                                                              str(kv[1][0].get("regularizer")))):
@@ -341,7 +409,9 @@ def unmatched_markdown(groups: dict[str, list[dict]], used: set[str]) -> tuple[s
         rows.append([first["dataset"], *model_cell(first), *regularizer_cell(first),
                      ", ".join(str(e) for e in sorted({r["epochs"] for r in runs})),
                      fmt_mean_std([r[BEST_TOP1] for r in runs]), fmt_mean([r[LAST_TOP1] for r in runs]),
-                     fmt_mean_std([r[BEST_TOP5] for r in runs]), ", ".join(r["_dir"] for r in runs)])
+                     fmt_mean_std([r[BEST_TOP5] for r in runs]),
+                     fmt_mean([r[LAST_TOP1_LOC] for r in runs if LAST_TOP1_LOC in r]).replace("not run", "—"),
+                     ", ".join(r["_dir"] for r in runs)])
     lines = ["## Runs that match no paper row", ""]
     if rows:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -369,6 +439,11 @@ def generate(paths: list[str], out: Path, figures: bool = True) -> dict[str, Any
         summary["tables"][name] = [(label, len(rs), stats([r[BEST_TOP1] for r in rs])[0]) for label, rs in curves]
         if figures and plot_curves(out / f"curves_{name}.png", tables[name]["title"], curves):
             summary["files"].append(f"curves_{name}.png")
+    for name in LOCALIZATION_TABLES:
+        text, found = localization_markdown(tables[name], groups, used, out)
+        (out / f"{name}.md").write_text(text)
+        summary["files"].append(f"{name}.md")
+        summary["tables"][name] = found
     for name in FIGURES:
         fig = tables[name]
         text, points = figure_markdown(fig, runs, used)
@@ -396,7 +471,13 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     print(f"{summary['runs']} finished runs read ({summary['unfinished']} unfinished skipped); tables in {out}/")
     tables = load_tables()
     for name, rows in summary["tables"].items():
-        total = len(tables[name].get("rows", tables[name].get("values", [])))
+        table = tables[name]
+        if name in LOCALIZATION_TABLES:
+            print(f"  {name}: {len(rows)}/{len(table['rows']) * len(table['datasets'])} cells with runs")
+            for label, n, mean in rows:
+                print(f"    {label:<45} top-1 loc {mean:6.2f}  (n={n})")
+            continue
+        total = len(table.get("rows", table.get("values", [])))
         print(f"  {name}: {len(rows)}/{total} {'rows' if name in TABLES else 'points'} with runs")
         for label, n, mean in rows:
             print(f"    {label:<45} best top-1 {mean:6.2f}  (n={n})")

@@ -22,9 +22,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from .config import compose
 from .models.factory import arch_name
-from .paper import FIGURES, TABLES, dataset_name, launches
+from .paper import FIGURES, LOCALIZATION_TABLES, TABLES, dataset_name, launches
 
-TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167, "digits": 1_438}
+NAMES = TABLES + LOCALIZATION_TABLES + FIGURES
+TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167, "digits": 1_438, "cub": 5_994,
+                "imagenet_boxes": 1_281_167}
 THROUGHPUT_FILE = Path("results/bench/throughput.json")
 
 
@@ -44,7 +46,7 @@ def expand(overrides: list[str]) -> tuple[int, list[str]]:
 def measured_throughput(model: str, dataset: str, path: Path = THROUGHPUT_FILE) -> dict | None:
     if not path.exists():
         return None
-    kind = "imagenet" if dataset == "imagenet" else "cifar"
+    kind = "cifar" if dataset in ("cifar10", "cifar100", "digits", "synthetic") else "imagenet"  # 32² or 224²
     for entry in json.loads(path.read_text()):
         if entry.get("model") == model and entry.get("data") == kind and entry.get("device", "cpu") != "cpu":
             return entry
@@ -78,15 +80,15 @@ def commands_for(name: str, extra: list[str], runs_dir: str) -> list[tuple[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cutmix_repro.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("name", help=f"one of {', '.join(TABLES + FIGURES)}")
+    parser.add_argument("name", help=f"one of {', '.join(NAMES)}")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     parser.add_argument("--dry-run", action="store_true", help="print the training commands, run nothing")
     parser.add_argument("--runs-dir", default="runs", help="where the runs go (default: runs)")
     parser.add_argument("--out", default="results", help="where the report goes (default: results)")
     args = parser.parse_intermixed_args(argv)
-    if args.name not in TABLES + FIGURES:
+    if args.name not in NAMES:
         print(f"error: {args.name!r} is not a table or figure of the paper: choose one of "
-              f"{', '.join(TABLES + FIGURES)}", file=sys.stderr)
+              f"{', '.join(NAMES)}", file=sys.stderr)
         return 2
     commands = commands_for(args.name, args.overrides, args.runs_dir)
     total, hours, notes = estimate([overrides for _, overrides in commands])

@@ -55,3 +55,44 @@ def write_imagefolder(root: Path, classes: int = 3, train_per_class: int = 4, va
                 pixels = rng.integers(0, 256, size=(size, size + 7, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"img_{i}.JPEG", quality=90)
     return Path(root)
+
+
+def write_cub(root: Path, classes: int = 3, train_per_class: int = 2, test_per_class: int = 2, seed: int = 0) -> Path:
+    """CUB-200-2011's published layout: images.txt, image_class_labels.txt, train_test_split.txt,
+    bounding_boxes.txt (x y width height), classes.txt and images/<class>/<file>.jpg."""
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "CUB_200_2011"
+    lines = {name: [] for name in ("images", "image_class_labels", "train_test_split", "bounding_boxes", "classes")}
+    image_id = 0
+    for c in range(classes):
+        name = f"{c + 1:03d}.Bird_{c}"
+        lines["classes"].append(f"{c + 1} {name}")
+        (folder / "images" / name).mkdir(parents=True, exist_ok=True)
+        for i in range(train_per_class + test_per_class):
+            image_id += 1
+            width, height = 50 + 3 * i, 40
+            pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / "images" / name / f"bird_{i}.jpg", quality=90)
+            lines["images"].append(f"{image_id} {name}/bird_{i}.jpg")
+            lines["image_class_labels"].append(f"{image_id} {c + 1}")
+            lines["train_test_split"].append(f"{image_id} {int(i < train_per_class)}")
+            lines["bounding_boxes"].append(f"{image_id} 5.0 4.0 20.0 {10.0 + i}")
+    for name, content in lines.items():
+        (folder / f"{name}.txt").write_text("\n".join(content) + "\n")
+    return folder
+
+
+def write_imagenet_boxes(root: Path, classes: int = 2, per_class: int = 2, seed: int = 0) -> Path:
+    """An ImageFolder (train/, val/) and the ILSVRC per-image XML annotations of val/ in val_boxes/."""
+    write_imagefolder(root, classes=classes, train_per_class=per_class, val_per_class=per_class, seed=seed)
+    (Path(root) / "val_boxes").mkdir(exist_ok=True)
+    for n, old in enumerate(sorted((Path(root) / "val").rglob("*.JPEG")), start=1):
+        image = old.with_name(f"ILSVRC2012_val_{n:08d}.JPEG")  # validation file names are unique
+        old.rename(image)
+        width, height = Image.open(image).size
+        objects = "".join(f"<object><name>{image.parent.name}</name><bndbox><xmin>{x}</xmin><ymin>2</ymin>"
+                          f"<xmax>{x + 10}</xmax><ymax>20</ymax></bndbox></object>" for x in (1, 15))
+        (Path(root) / "val_boxes" / f"{image.stem}.xml").write_text(
+            f"<annotation><filename>{image.stem}</filename><size><width>{width}</width><height>{height}</height>"
+            f"<depth>3</depth></size>{objects}</annotation>")
+    return Path(root)

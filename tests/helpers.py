@@ -61,7 +61,10 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 
 def history_without_timing(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in h.items() if k not in ("images_per_s", "wall_time_s")} for h in history]
+    from cutmix_repro.engine import records as R
+
+    timing = (R.IMAGES_PER_S, R.WALL_TIME, R.TB_IMAGES_S)
+    return [{k: v for k, v in h.items() if k not in timing} for h in history]
 
 
 def unique_batch(n: int, c: int = 3, h: int = 32, w: int = 32, dtype=None):

@@ -15,7 +15,7 @@ from torchvision import transforms as T
 
 from cutmix_repro.config import build, compose
 from cutmix_repro.data import Batching, ShardSampler, TensorLoader, cifar, imagenet, load_cifar
-from cutmix_repro.data.imagenet import default_workers
+from cutmix_repro.data.loaders import default_workers
 from cutmix_repro.data.transforms import CIFAR_MEAN, CIFAR_STD, crop_flip_padded, draw_crop_flip
 from cutmix_repro.errors import DataError
 

@@ -29,8 +29,7 @@ RECIPES = FACTS["recipes"]
 
 
 def lr_per_epoch(cfg):
-    params = [torch.nn.Parameter(torch.zeros(1))]
-    optimizer = instantiate(cfg.optimizer, params=params)
+    optimizer = instantiate(cfg.optimizer, model=create_model("cifar_resnet", 2, depth=8, bottleneck=False))
     scheduler = instantiate(cfg.scheduler, optimizer=optimizer, epochs=cfg.trainer.epochs)
     lrs = []
     for _ in range(cfg.trainer.epochs):

@@ -16,7 +16,17 @@ from cutmix_repro import report, reproduce
 from cutmix_repro.config import compose, params
 from cutmix_repro.engine import records as R
 from cutmix_repro.models import arch_name
-from cutmix_repro.paper import FIGURES, TABLES, config_key, dataset_name, launches, load_tables, row_overrides
+from cutmix_repro.paper import (
+    FIGURES,
+    LOCALIZATION_TABLES,
+    TABLES,
+    config_key,
+    dataset_name,
+    launches,
+    load_tables,
+    localization_cells,
+    row_overrides,
+)
 
 # How many rows each result table of the paper has (Tables 3-8) and which columns it prints.
 PAPER_SHAPE = {"table3": (8, True), "table4": (6, True), "table5": (15, True), "table6": (4, True),
@@ -36,6 +46,10 @@ def test_the_paper_tables_have_the_papers_shape_and_plausible_numbers():
     assert t["figure3_alpha"]["values"] == [0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
     assert t["figure3_alpha"]["paper"] == {1.0: 14.47} and t["figure3_alpha"]["baseline"] == 16.45
     assert t["figure3_layers"]["values"] == [0, 1, 2, 3, 4]
+    table9 = t["table9"]
+    assert len(table9["rows"]) == 8 and set(table9["datasets"]) == {"cub", "imagenet"}
+    assert all(30 < row[key] < 60 for row in table9["rows"] for key in ("cub", "imagenet"))
+    assert table9["rows"][-1] == {**table9["rows"][-1], "label": "ResNet-50 + CutMix", "cub": 54.81, "imagenet": 47.25}
 
 
 def test_every_row_composes_to_a_distinct_buildable_setting():
@@ -144,7 +158,7 @@ def test_any_sweep_is_drawn_against_its_value_with_seed_error_bars(tmp_path):
     assert "sweep1_regularizer_alpha.png" in summary["files"] and png.read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("name", TABLES + FIGURES)
+@pytest.mark.parametrize("name", TABLES + LOCALIZATION_TABLES + FIGURES)
 def test_reproduce_launches_exactly_the_rows_of_its_table_with_the_papers_seeds(name, capsys):
     assert reproduce.main([name, "--dry-run", "trainer.epochs=2"]) == 0
     out = capsys.readouterr().out
@@ -168,6 +182,9 @@ def test_reproduce_launches_exactly_the_rows_of_its_table_with_the_papers_seeds(
     if name in TABLES:
         assert keys == {config_key(tuple(row_overrides(table, row))) for row in table["rows"]}
         assert announced == len(table["rows"]) * table["seeds"]
+    elif name in LOCALIZATION_TABLES:
+        assert keys == {config_key(tuple(overrides)) for _, _, overrides in localization_cells(table)}
+        assert announced == len(table["rows"]) * len(table["datasets"]) * table["seeds"] == len(keys)
     else:
         assert announced == (len(table["values"]) + 1) * table["seeds"]
 

@@ -6,6 +6,7 @@ from .digits import digits
 from .imagenet import imagenet
 from .loaders import Batching, DataBundle, DeviceLoader, ShardSampler, TensorLoader
 from .synthetic import synthetic
+from .wsol import cub, imagenet_boxes, synthetic_boxes
 
 __all__ = ["Batching", "DataBundle", "DeviceLoader", "ShardSampler", "TensorLoader", "cifar", "digits", "imagenet",
-           "load_cifar", "synthetic"]
+           "cub", "imagenet_boxes", "load_cifar", "synthetic", "synthetic_boxes"]

@@ -86,6 +86,16 @@ def load_cifar(name: str, root: str, download: bool, verify_md5: bool = True):
     return tuple(splits)
 
 
+def class_names(name: str, root: str) -> list[str] | None:
+    """The label names of the release's meta file, if it is there and readable."""
+    release = _DATASETS[name][0]
+    try:
+        with open(Path(root) / release.base_folder / release.meta["filename"], "rb") as f:
+            return [str(n) for n in pickle.load(f, encoding="latin1")[release.meta["key"]]]
+    except (OSError, pickle.UnpicklingError, KeyError, EOFError):
+        return None
+
+
 def cifar(
     name: str,
     root: str,
@@ -100,4 +110,5 @@ def cifar(
     if batching.get("rank", 0) == 0 and download:
         Path(root).mkdir(parents=True, exist_ok=True)
     splits = load_cifar(name, root, download, verify_md5)
-    return tensor_bundle(name, splits, _DATASETS[name][1], CIFAR_MEAN, CIFAR_STD, padding, hflip, **batching)
+    return tensor_bundle(name, splits, _DATASETS[name][1], CIFAR_MEAN, CIFAR_STD, padding, hflip,
+                         class_names(name, root), **batching)

@@ -35,4 +35,4 @@ def digits(image_size: int, padding: int, hflip: bool, **batching) -> DataBundle
     splits = load_digits_tensors(image_size)
     train = splits[0].float() / 255
     mean, std = tuple(train.mean((0, 2, 3)).tolist()), tuple(train.std((0, 2, 3)).tolist())
-    return tensor_bundle("digits", splits, 10, mean, std, padding, hflip, **batching)
+    return tensor_bundle("digits", splits, 10, mean, std, padding, hflip, [str(d) for d in range(10)], **batching)

@@ -5,17 +5,14 @@ prefetching. Batches arrive on the device (non-blocking copies)."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader
 from torchvision import datasets
 
-from ..errors import ConfigError, DataError
-from .loaders import UNREADABLE, Batching, DataBundle, DeviceLoader, ShardSampler
-from .transforms import imagenet_eval_transform, imagenet_train_transform
+from ..errors import DataError
+from .loaders import UNREADABLE, Batching, DataBundle, device_loader, resolve_workers
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform, imagenet_train_transform
 
 log = logging.getLogger("cutmix_repro")
 
@@ -32,15 +29,7 @@ class FileChecked(datasets.ImageFolder):
             return self.transform(placeholder), UNREADABLE - index
 
 
-def default_workers() -> int:
-    """DataLoader workers from the CPUs this process may use, shared by the DDP ranks of its node,
-    one left for the process itself (at most 16)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(0, min(16, cpus // ranks_here - 1))
-
-
-def _image_folder(path: Path, transform) -> FileChecked:
+def image_folder(path: Path, transform) -> FileChecked:
     if not path.is_dir():
         raise DataError("root", str(path.parent), f"no folder {path.name}/ there (ImageNet needs train/ and val/, "
                         "one sub-folder per class)")
@@ -64,24 +53,14 @@ def imagenet(
 ) -> DataBundle:
     """``batching``: the fields of ``Batching``; evaluation batches are as large as training ones."""
     feed = Batching(**batching)
-    if num_workers == "auto":
-        num_workers = default_workers()
-    elif not (isinstance(num_workers, int) and num_workers >= 0):
-        raise ConfigError("num_workers", num_workers, "auto or a number of DataLoader workers >= 0")
+    num_workers = resolve_workers(num_workers)
     root_path = Path(root)
-    train_ds = _image_folder(root_path / "train", imagenet_train_transform(image_size))
-    val_ds = _image_folder(root_path / "val", imagenet_eval_transform(image_size, resize))
+    train_ds = image_folder(root_path / "train", imagenet_train_transform(image_size))
+    val_ds = image_folder(root_path / "val", imagenet_eval_transform(image_size, resize))
     if train_ds.classes != val_ds.classes:
         raise DataError("root", root, "train/ and val/ have different class folders")
-    on_cuda = torch.device(feed.device).type == "cuda"
-
-    def loader(ds: FileChecked, train: bool) -> DeviceLoader:
-        sampler = ShardSampler(len(ds), train, feed)
-        workers = dict(persistent_workers=True, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
-        dl = DataLoader(ds, batch_size=feed.batch_size, sampler=sampler, num_workers=num_workers,
-                        pin_memory=on_cuda, drop_last=feed.drop_last and train,
-                        generator=torch.Generator().manual_seed(feed.seed), **workers)
-        return DeviceLoader(dl, sampler, feed.device, [path for path, _ in ds.samples])
-
-    return DataBundle(name="imagenet", train=loader(train_ds, True), val=loader(val_ds, False),
-                      num_classes=len(train_ds.classes))
+    train = device_loader(train_ds, True, feed, num_workers, prefetch_factor)
+    val = device_loader(val_ds, False, feed, num_workers, prefetch_factor)
+    return DataBundle(name="imagenet", train=train, val=val,
+                      num_classes=len(train_ds.classes), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                      class_names=list(train_ds.classes))

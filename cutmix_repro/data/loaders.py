@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -22,18 +23,25 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .transforms import crop_flip_padded, draw_crop_flip, normalize
 
 
 @dataclass
 class DataBundle:
-    """What every data set factory returns to the trainer."""
+    """What every data set factory returns to the trainer: the loaders, and how to show an image
+    (the normalisation to undo, the class names if the data set has them)."""
 
     name: str
     train: TensorLoader | DeviceLoader
     val: TensorLoader | DeviceLoader
     num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: list[str] | None = None
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if self.class_names else f"class {index}"
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,10 @@ def shard_indices(size: int, train: bool, generator: torch.Generator | None, ran
 
 
 class TensorLoader:
+    """``boxes`` (N, G, 4), if given, come with each test batch as a third tensor (localization data)."""
+
     def __init__(self, images: Tensor, targets: Tensor, batching: Batching, mean, std, train: bool = True,
-                 padding: int = 4, hflip: bool = True):
+                 padding: int = 4, hflip: bool = True, boxes: Tensor | None = None):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise TypeError("images must be a uint8 tensor of shape (N, C, H, W)")
         self.device = torch.device(batching.device)
@@ -74,6 +84,7 @@ class TensorLoader:
             images = F.pad(images, (padding, padding, padding, padding))
         self.images = images.to(self.device)
         self.targets = targets.long().to(self.device)
+        self.boxes = None if boxes is None else boxes.to(self.device)
         self.batch_size, self.train = batching.batch_size, train
         self.padding, self.hflip = padding, hflip
         self.seed, self.rank, self.world_size = batching.seed, batching.rank, batching.world_size
@@ -106,6 +117,16 @@ class TensorLoader:
         n = self.num_samples
         return n // self.batch_size if self.drop_last and self.train else math.ceil(n / self.batch_size)
 
+    def sample(self, index: int) -> tuple:
+        """Image ``index`` of the data set, unaugmented and normalised (C, H, W), its label, and its boxes
+        (G, 4) if the data set has them."""
+        image = self.images[index : index + 1]
+        if self.train and self.padding > 0:
+            p = self.padding
+            image = image[:, :, p : p + self.height, p : p + self.width]
+        boxes = () if self.boxes is None else (self.boxes[index],)
+        return normalize(image, self.mean, self.std)[0], int(self.targets[index]), *boxes
+
     def __iter__(self):
         generator = epoch_generator(self.seed, self.epoch)
         indices = shard_indices(len(self.images), self.train, generator, self.rank, self.world_size)
@@ -119,7 +140,11 @@ class TensorLoader:
             images = self.images[idx]
             if self.train:
                 images = crop_flip_padded(images, offsets[sl], flips[sl], self.height, self.width)
-            yield normalize(images, self.mean, self.std), self.targets[idx]
+                yield normalize(images, self.mean, self.std), self.targets[idx]
+            elif self.boxes is None:
+                yield normalize(images, self.mean, self.std), self.targets[idx]
+            else:
+                yield normalize(images, self.mean, self.std), self.targets[idx], self.boxes[idx]
 
 
 def tensor_bundle(
@@ -130,18 +155,23 @@ def tensor_bundle(
     std,
     padding: int,
     hflip: bool,
+    class_names: list[str] | None = None,
+    val_boxes: Tensor | None = None,
     **batching,
 ) -> DataBundle:
     """A ``DataBundle`` of two ``TensorLoader``s: augmented training batches and raw test batches
-    (of max(batch_size, 256)). ``batching``: the fields of ``Batching``."""
+    (of max(batch_size, 256)), with their boxes if given. ``batching``: the fields of ``Batching``."""
     train_x, train_y, test_x, test_y = splits
     train = Batching(**batching)
     val = dataclasses.replace(train, batch_size=max(train.batch_size, 256), drop_last=False)
     return DataBundle(
         name=name,
         train=TensorLoader(train_x, train_y, train, mean, std, train=True, padding=padding, hflip=hflip),
-        val=TensorLoader(test_x, test_y, val, mean, std, train=False),
+        val=TensorLoader(test_x, test_y, val, mean, std, train=False, boxes=val_boxes),
         num_classes=num_classes,
+        mean=tuple(mean),
+        std=tuple(std),
+        class_names=class_names,
     )
 
 
@@ -191,10 +221,48 @@ class DeviceLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
+    def sample(self, index: int) -> tuple:
+        """Image ``index`` of the data set through the loader's transform, its label (and its boxes)."""
+        image, target, *boxes = self.loader.dataset[index]
+        if target <= UNREADABLE:
+            raise self._unreadable(UNREADABLE - target)
+        return image.to(self.device), target, *(b.to(self.device) for b in boxes)
+
+    def _unreadable(self, index: int) -> DataError:
+        return DataError("dataset.root", problem=f"{self.paths[index]} is not a readable image: remove or replace it")
+
     def __iter__(self):
-        for images, targets in self.loader:
+        for batch in self.loader:  # images, targets (and boxes, for localization data)
+            targets = batch[1]
             bad = targets <= UNREADABLE  # a host tensor: no device synchronisation
             if bad.any():
-                path = self.paths[UNREADABLE - int(targets[bad][0])]
-                raise DataError("dataset.root", problem=f"{path} is not a readable image: remove or replace it")
-            yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+                raise self._unreadable(UNREADABLE - int(targets[bad][0]))
+            yield tuple(t.to(self.device, non_blocking=True) for t in batch)
+
+
+def default_workers() -> int:
+    """DataLoader workers from the CPUs this process may use, shared by the DDP ranks of its node,
+    one left for the process itself (at most 16)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(16, cpus // ranks_here - 1))
+
+
+def resolve_workers(num_workers: int | str) -> int:
+    if num_workers == "auto":
+        return default_workers()
+    if not (isinstance(num_workers, int) and num_workers >= 0):
+        raise ConfigError("num_workers", num_workers, "auto or a number of DataLoader workers >= 0")
+    return num_workers
+
+
+def device_loader(dataset, train: bool, feed: Batching, num_workers: int, prefetch_factor: int,
+                  collate_fn=None) -> DeviceLoader:
+    """A DataLoader over a data set of files (``dataset.samples``: (path, …) pairs) with workers, pinned
+    memory on CUDA, persistent workers and prefetching, this rank's shard of each epoch."""
+    sampler = ShardSampler(len(dataset), train, feed)
+    workers = dict(persistent_workers=True, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
+    loader = DataLoader(dataset, batch_size=feed.batch_size, sampler=sampler, num_workers=num_workers,
+                        pin_memory=torch.device(feed.device).type == "cuda", drop_last=feed.drop_last and train,
+                        collate_fn=collate_fn, generator=torch.Generator().manual_seed(feed.seed), **workers)
+    return DeviceLoader(loader, sampler, feed.device, [path for path, *_ in dataset.samples])

@@ -1,5 +1,10 @@
 """Everything a run writes, from rank 0 only: ``last.pt`` every epoch and ``best.pt`` at the best
-epoch (atomically), ``results.json``, TensorBoard scalars and hyperparameters, the log line per epoch.
+epoch (atomically), ``results.json``, TensorBoard scalars, images and hyperparameters, the log line
+per epoch.
+
+TensorBoard images (``trainer.tb_mixed_batch``, ``trainer.tb_cams_every``): the first mixed training
+batch of each epoch (``train/mixed_batch``, its λ as the text ``train/mixed_batch_lambda``), and every N
+epochs the class activation maps of the true class of a fixed set of test images (``val/cam``).
 
 TensorBoard: one scalar per history field and epoch (``records.TB_TAGS``), and the run's
 hyperparameters as a session of the HParams plugin, without an experiment summary of its own: the
@@ -10,28 +15,80 @@ takes its metric columns from the scalars above (no extra ``hparam/*`` scalars).
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
+from torchvision.utils import save_image
 
+from ..visuals import FirstMixedBatch, cam_overlays, fixed_test_images, mixed_batch
 from . import records as R
 from .checkpoint import save_checkpoint, write_json
 
 log = logging.getLogger("cutmix_repro")
 
 
+@dataclass
+class Visuals:
+    """What TensorBoard shows besides scalars, and what it needs to show it."""
+
+    mixed_batch: bool  # trainer.tb_mixed_batch
+    cams_every: int  # trainer.tb_cams_every; 0 = never
+    data: Any  # the DataBundle: its normalisation and test images
+    cam_images: int = 8
+
+    @property
+    def has_boxes(self) -> bool:
+        """Test images come with object boxes (localization data)."""
+        return len(self.data.val.sample(0)) > 2
+
+
 class RunRecorder:
     def __init__(self, run_dir: Path, record: dict[str, Any], hparams: dict[str, Any], is_main: bool,
-                 start_epoch: int, fresh: bool):
-        self.run_dir, self.record, self.is_main = Path(run_dir), record, is_main
+                 start_epoch: int, fresh: bool, visuals: Visuals | None = None):
+        self.run_dir, self.record, self.is_main, self.visuals = Path(run_dir), record, is_main, visuals
+        self.cam_batch = None
         self.writer = None
         if is_main:  # steps after the checkpoint are purged, so a resumed run logs each epoch once
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_epoch + 1)
             if fresh:
                 _, session_start, _ = hparams_summaries(hparams, {})
                 self.writer.file_writer.add_summary(session_start)
+
+    def snapshot(self) -> FirstMixedBatch | None:
+        """What the training step should keep of its first mixed batch this epoch (None: nothing)."""
+        return FirstMixedBatch() if self.is_main and self.visuals and self.visuals.mixed_batch else None
+
+    def log_images(self, epoch: int, snapshot: FirstMixedBatch | None, model: torch.nn.Module,
+                   last_epoch: bool) -> float:
+        """The epoch's images (see the module's docstring); on data with boxes, after the last epoch, also
+        ``localization.png``: the fixed test images with their true boxes (green) and the box of the
+        predicted class's CAM (red). Returns the seconds they took."""
+        v, step = self.visuals, epoch + 1
+        if not self.is_main or v is None:
+            return 0.0
+        cams_now = bool(v.cams_every) and step % v.cams_every == 0
+        boxes_now = last_epoch and v.has_boxes
+        if snapshot is None and not cams_now and not boxes_now:
+            return 0.0
+        start = time.perf_counter()
+        if snapshot is not None and snapshot.batch is not None:
+            images, caption = mixed_batch(snapshot.batch, v.data.mean, v.data.std)
+            self.writer.add_images("train/mixed_batch", images, step)
+            self.writer.add_text("train/mixed_batch_lambda", caption, step)
+        if cams_now or boxes_now:
+            if self.cam_batch is None:  # a fixed set: the first test images
+                self.cam_batch = fixed_test_images(v.data, v.cam_images)
+            overlays = cam_overlays(model, *self.cam_batch[:2], v.data.mean, v.data.std, *self.cam_batch[2:])
+            if cams_now:
+                self.writer.add_images("val/cam", overlays, step)
+            if boxes_now:
+                save_image(overlays, self.run_dir / "localization.png", nrow=4, padding=2)
+        return time.perf_counter() - start
 
     def epoch_done(self, entry: dict[str, Any], history: list[dict[str, Any]], state: dict[str, Any],
                    epochs: int) -> None:
@@ -41,11 +98,14 @@ class RunRecorder:
             return
         step = entry[R.EPOCH]
         for name, tag in R.TB_TAGS.items():
-            self.writer.add_scalar(tag, entry[name], step)
+            if name in entry:
+                self.writer.add_scalar(tag, entry[name], step)
         self.writer.flush()
-        log.info("epoch %d | lr %.4g | train loss %.4f top1_err %.2f | val top1_err %.2f top5_err %.2f | %.0f img/s",
+        located = (f" | top1_loc {entry[R.VAL_TOP1_LOC]:.2f} gt_known_loc {entry[R.VAL_GT_KNOWN_LOC]:.2f} "
+                   f"max_box_acc {entry[R.VAL_MAX_BOX_ACC]:.2f}" if R.VAL_TOP1_LOC in entry else "")
+        log.info("epoch %d | lr %.4g | train loss %.4f top1_err %.2f | val top1_err %.2f top5_err %.2f%s | %.0f img/s",
                  step, entry[R.LR], entry[R.TRAIN_LOSS], entry[R.TRAIN_TOP1], entry[R.VAL_TOP1], entry[R.VAL_TOP5],
-                 entry[R.IMAGES_PER_S])
+                 located, entry[R.IMAGES_PER_S])
         summary = R.summarize(history)
         if summary[R.BEST_EPOCH] == step:
             save_checkpoint(self.run_dir / "best.pt", state)

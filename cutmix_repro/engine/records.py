@@ -14,16 +14,25 @@ EPOCH, LR = "epoch", "lr"
 TRAIN_LOSS, TRAIN_TOP1 = "train_loss", "train_top1_err"  # train error: against each image's own label
 VAL_LOSS, VAL_TOP1, VAL_TOP5, VAL_COUNT = "val_loss", "val_top1_err", "val_top5_err", "val_count"
 IMAGES_PER_S, WALL_TIME = "images_per_s", "wall_time_s"
+TB_IMAGES_S = "tb_images_s"  # seconds the epoch's TensorBoard images took (mixed batch, CAMs)
 RANK_VAL_TOP1 = "rank_val_top1_err"  # under DDP: every rank's view of the same evaluation
+# On data with object boxes (localization accuracies in percent, higher is better; cutmix_repro.localization).
+VAL_TOP1_LOC, VAL_GT_KNOWN_LOC, VAL_MAX_BOX_ACC = "val_top1_loc", "val_gt_known_loc", "val_max_box_acc"
+LOCALIZATION = {"top1_loc": VAL_TOP1_LOC, "gt_known_loc": VAL_GT_KNOWN_LOC, "max_box_acc": VAL_MAX_BOX_ACC,
+                "max_box_acc_threshold": "val_max_box_acc_threshold"}
 # The TensorBoard scalar of each history field drawn per epoch.
 TB_TAGS = {TRAIN_LOSS: "train/loss", TRAIN_TOP1: "train/top1_err", VAL_LOSS: "val/loss", VAL_TOP1: "val/top1_err",
-           VAL_TOP5: "val/top5_err", LR: "lr", IMAGES_PER_S: "train/images_per_s"}
+           VAL_TOP5: "val/top5_err", LR: "lr", IMAGES_PER_S: "train/images_per_s", VAL_TOP1_LOC: "val/top1_loc",
+           VAL_GT_KNOWN_LOC: "val/gt_known_loc", VAL_MAX_BOX_ACC: "val/max_box_acc"}
 
 # The summary of a run. Best: the epoch with the lowest test top-1 error, the latest one on a tie (the
 # official train.py's ``err1 <= best_err1``), and that epoch's top-5 error (its ``best_err5``), as the
 # paper reports. Last: the final epoch.
 BEST_TOP1, BEST_TOP5, BEST_EPOCH = "best_top1_err", "best_top5_err", "best_epoch"
 LAST_TOP1, LAST_TOP5 = "last_top1_err", "last_top5_err"
+# Localization: the last epoch's, and the best epoch's (the same best epoch, lowest top-1 error).
+LAST_TOP1_LOC, BEST_TOP1_LOC = "last_top1_loc", "best_top1_loc"
+LAST_GT_KNOWN_LOC, LAST_MAX_BOX_ACC = "last_gt_known_loc", "last_max_box_acc"
 STATUS, EPOCHS_DONE = "status", "epochs_done"
 RUNNING, FINISHED, INTERRUPTED, DIVERGED = "running", "finished", "interrupted", "diverged"
 
@@ -40,7 +49,7 @@ def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
     if not history:
         return {}
     best, last = best_epoch(history), history[-1]
-    return {
+    summary = {
         BEST_TOP1: best[VAL_TOP1],
         BEST_TOP5: best[VAL_TOP5],
         BEST_EPOCH: best[EPOCH],
@@ -48,6 +57,10 @@ def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
         LAST_TOP5: last[VAL_TOP5],
         IMAGES_PER_S: sum(h[IMAGES_PER_S] for h in history) / len(history),
     }
+    if VAL_TOP1_LOC in last:
+        summary.update({LAST_TOP1_LOC: last[VAL_TOP1_LOC], BEST_TOP1_LOC: best[VAL_TOP1_LOC],
+                        LAST_GT_KNOWN_LOC: last[VAL_GT_KNOWN_LOC], LAST_MAX_BOX_ACC: last[VAL_MAX_BOX_ACC]})
+    return summary
 
 
 def package_versions() -> dict[str, str]:

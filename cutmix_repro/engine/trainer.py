@@ -31,13 +31,15 @@ from tqdm import tqdm
 from ..config import HYDRA_KEYS, build, params
 from ..data import DataBundle
 from ..errors import ConfigError
+from ..localization import LocalizationMeter
 from ..models import count_parameters
 from ..regularizers import mixed_cross_entropy
+from ..visuals import FirstMixedBatch
 from . import distributed
 from . import records as R
 from .checkpoint import load_checkpoint, remove_stale_temporaries, rng_state, set_rng_state
 from .metrics import Meter
-from .recorder import RunRecorder
+from .recorder import RunRecorder, Visuals
 from .signals import StopRequest
 
 log = logging.getLogger("cutmix_repro")
@@ -93,12 +95,14 @@ def _on_for_cuda(setting, device: torch.device) -> bool:
 
 
 def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: StepOptions, epoch: int,
-                    meter: Meter | None = None, start_step: int = 0, stop: StopRequest | None = None) -> dict:
+                    meter: Meter | None = None, start_step: int = 0, stop: StopRequest | None = None,
+                    snapshot: FirstMixedBatch | None = None) -> dict:
     """One pass over the training shard; metrics stay on the device until the epoch ends.
 
     Returns the epoch's metrics, or ``{"interrupted": True, "step": k, "meter": ...}`` when a
     stop was requested (checked after every step; under DDP every few steps, where all ranks
-    agree). ``start_step``/``meter`` continue an epoch from a checkpoint."""
+    agree). ``start_step``/``meter`` continue an epoch from a checkpoint. ``snapshot`` is offered
+    each batch (after the forward pass, when a feature-level λ is known) until one is mixed."""
     model.train()
     device = options.device
     meter = meter or Meter(device)
@@ -113,6 +117,8 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
         with options.autocast():
             logits = model(options.layout(batch.inputs), mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
         loss = mixed_cross_entropy(logits.float(), batch, options.label_smoothing)
+        if snapshot is not None and not snapshot.done:
+            snapshot.offer(batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -161,14 +167,23 @@ def _check_finite(first_bad: torch.Tensor, epoch: int) -> None:
 
 @torch.no_grad()
 def evaluate(model, loader, options: StepOptions) -> dict:
-    """Loss and top-1/top-5 error over the whole test set, each image counted once across ranks."""
+    """Loss and top-1/top-5 error over the whole test set, each image counted once across ranks; on data
+    with boxes (batches of images, labels, boxes) also the localization accuracies of the CAMs."""
     model.eval()
-    meter = Meter(options.device)
-    for images, targets in loader:
+    meter, located = Meter(options.device), None
+    for images, targets, *boxes in loader:
         with options.autocast():
-            logits = model(options.layout(images)).float()
+            if boxes:  # one forward pass for both: the head is pooling + linear (``head_parts``)
+                features = model.forward_features(options.layout(images))
+                classifier = model.head_parts()[1]
+                logits = classifier(features.mean((2, 3))).float()
+            else:
+                logits = model(options.layout(images)).float()
         meter.update(logits, targets, F.cross_entropy(logits, targets))
-    return meter.compute()
+        if boxes:
+            located = located or LocalizationMeter(options.device)
+            located.update(features, classifier, images.shape[-2:], targets, boxes[0], logits)
+    return {**meter.compute(), **(located.compute() if located else {})}
 
 
 # --- the parts of a run ----------------------------------------------------------------------------------
@@ -184,6 +199,7 @@ class Parts:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     options: StepOptions
+    config: dict[str, Any]  # the resolved config, kept in every checkpoint (a checkpoint rebuilds its run)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -252,7 +268,7 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
     model = build(cfg.model, "model", num_classes=data.num_classes).to(device)
     if options.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = build(cfg.optimizer, "optimizer", params=model.parameters())
+    optimizer = build(cfg.optimizer, "optimizer", model=model)
     scheduler = build(cfg.scheduler, "scheduler", optimizer=optimizer, epochs=tcfg.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=options.amp_dtype == torch.float16)
     train_model = model
@@ -263,7 +279,8 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
     if info.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
-    return Parts(data, regularizer, model, train_model, optimizer, scheduler, scaler, options)
+    return Parts(data, regularizer, model, train_model, optimizer, scheduler, scaler, options,
+                 OmegaConf.to_container(cfg, resolve=True))
 
 
 def checkpoint_state(parts: Parts, position: Position) -> dict[str, Any]:
@@ -271,7 +288,7 @@ def checkpoint_state(parts: Parts, position: Position) -> dict[str, Any]:
             "scheduler": parts.scheduler.state_dict(), "scaler": parts.scaler.state_dict(),
             "epoch": position.epoch, "step": position.step,
             "meter": position.meter.state() if position.meter else None, "rng": rng_state(parts.options.device),
-            "history": position.history, "meta": parts.meta}
+            "history": position.history, "meta": parts.meta, "config": parts.config}
 
 
 def restore(parts: Parts, path: Path) -> Position:
@@ -316,8 +333,9 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
         log.info("no checkpoint in %s yet: starting fresh", run_dir)
 
     record = describe_run(cfg, parts, info, choices or {}, nondeterminism)
+    visuals = Visuals(bool(cfg.trainer.tb_mixed_batch), int(cfg.trainer.tb_cams_every), parts.data)
     recorder = RunRecorder(run_dir, record, hparams(cfg), info.is_main, start_epoch=position.epoch,
-                           fresh=(position.epoch, position.step) == (0, 0))
+                           fresh=(position.epoch, position.step) == (0, 0), visuals=visuals)
     log.info("%s | %s (%s parameters) | %s | %d epochs on %s x%d", parts.data.name, parts.model.arch_name,
              f"{record['num_params']:,}", parts.regularizer, cfg.trainer.epochs, device, info.world_size)
     stop = StopRequest().install()
@@ -355,8 +373,10 @@ def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: 
         if hasattr(parts.regularizer, "set_progress"):  # Table 8's scheduled probability
             parts.regularizer.set_progress(epoch / max(epochs - 1, 1))
         lr = parts.optimizer.param_groups[0]["lr"]
+        snapshot = recorder.snapshot()
         train = train_one_epoch(parts.train_model, parts.data.train, parts.regularizer, parts.optimizer, parts.scaler,
-                                parts.options, epoch, meter=position.meter, start_step=position.step, stop=stop)
+                                parts.options, epoch, meter=position.meter, start_step=position.step, stop=stop,
+                                snapshot=snapshot)
         if train.get("interrupted"):
             position.step, position.meter = train["step"], train["meter"]
             recorder.stopped(R.INTERRUPTED, position.history, state=checkpoint_state(parts, position))
@@ -364,10 +384,12 @@ def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: 
         distributed.broadcast_buffers(parts.model)  # evaluate what rank 0 saves (BN statistics)
         val = evaluate(parts.model, parts.data.val, parts.options)
         parts.scheduler.step()
+        images_s = recorder.log_images(epoch, snapshot, parts.model, last_epoch=epoch + 1 == epochs)
         entry = {R.EPOCH: epoch + 1, R.LR: lr, R.TRAIN_LOSS: train["loss"], R.TRAIN_TOP1: train["top1_err"],
                  R.VAL_LOSS: val["loss"], R.VAL_TOP1: val["top1_err"], R.VAL_TOP5: val["top5_err"],
-                 R.VAL_COUNT: val["count"], R.IMAGES_PER_S: train[R.IMAGES_PER_S],
+                 R.VAL_COUNT: val["count"], R.IMAGES_PER_S: train[R.IMAGES_PER_S], R.TB_IMAGES_S: images_s,
                  R.WALL_TIME: wall_before + time.perf_counter() - started}
+        entry.update({field: val[key] for key, field in R.LOCALIZATION.items() if key in val})
         if distributed.world_size() > 1:
             entry[R.RANK_VAL_TOP1] = distributed.gather_floats(val["top1_err"])
         position.history.append(entry)

@@ -6,6 +6,7 @@ from .layers import ShakeDrop
 from .pyramidnet import PyramidNet
 from .staged import StagedNet
 from .timm_resnet import TimmResNet
+from .vgg_gap import VggGap
 
 __all__ = [
     "arch_name",
@@ -14,6 +15,7 @@ __all__ = [
     "ShakeDrop",
     "StagedNet",
     "TimmResNet",
+    "VggGap",
     "count_parameters",
     "create_model",
     "list_models",

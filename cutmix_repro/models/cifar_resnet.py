@@ -74,6 +74,9 @@ class CifarResNet(StagedNet):
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
         init_weights(self)
 
+    def head_parts(self):
+        return nn.Identity(), self.head[2]
+
 
 def init_weights(model: nn.Module) -> None:
     """He initialisation for convs (fan-out), BN weight 1 / bias 0, as the official code."""

@@ -56,5 +56,7 @@ def arch_name(model_cfg: DictConfig) -> str:
     ``meta`` device: no memory, no initialisation."""
     import torch
 
+    if "init_from" in model_cfg:  # the shape only: no starting weights
+        model_cfg = OmegaConf.merge(model_cfg, {"init_from": None})
     with torch.device("meta"):
         return build(model_cfg, "model", num_classes=1).arch_name

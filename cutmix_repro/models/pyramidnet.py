@@ -90,3 +90,6 @@ class PyramidNet(StagedNet):
         self.head = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   nn.Linear(cin, num_classes))
         init_weights(self)
+
+    def head_parts(self):
+        return self.head[:2], self.head[4]

@@ -1,5 +1,9 @@
 """The one structure every model exposes: ``stem`` → ``stages`` → ``head``.
 
+Every head here is global average pooling then a linear classifier, with at most a few layers before
+the pooling (PyramidNet's BN-ReLU): ``head_parts`` names them, which is what a class activation map
+(``cutmix_repro.cam``) needs.
+
 Feature-level mixing (paper §4, Figure 3 right) needs to reach a feature map inside any
 network at the same place: index 0 = the input, 1 = after the stem, 2 = after stage 1,
 3 = after stage 2, 4 = after stage 3 (and, for the 4-stage ImageNet ResNets, 5 = after
@@ -25,6 +29,17 @@ class StagedNet(nn.Module):
     def feature_blocks(self) -> list[Callable[[Tensor], Tensor]]:
         """The blocks whose outputs are feature indices 1, 2, …: the stem, then each stage."""
         return [self.stem, *self.stages]
+
+    def head_parts(self) -> tuple[Callable[[Tensor], Tensor], nn.Linear]:
+        """(what the head applies before global average pooling, its linear classifier):
+        ``head(x) == classifier(before_pool(x).mean((2, 3)))``."""
+        raise NotImplementedError
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The feature map the head pools (after the head's layers before the pooling)."""
+        for block in self.feature_blocks():
+            x = block(x)
+        return self.head_parts()[0](x)
 
     def compile_stages(self, **options) -> None:
         """``torch.compile`` the stem and each stage in place. The few lines between them, where

@@ -6,6 +6,11 @@ Initialised as the official code's ImageNet ResNets: He-normal convolutions and 
 weight 1 (timm's default would zero the last BatchNorm of each block). Stochastic depth and
 DropBlock are timm's own options (``drop_path_rate``, ``drop_block_rate``); the stem is timm's
 conv-bn-ReLU-maxpool, so feature index 1 is after the max-pool.
+
+For localization (paper appendix B): ``last_stride=1`` keeps the last stage at the third stage's
+resolution (a 14×14 map at 224 input, no dilation), and ``init_from`` starts from torchvision's
+ImageNet weights or a checkpoint of ours (timm's ResNets have torchvision's key names), the classifier
+new for the data set's classes.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ import timm
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from .pretrained import load_backbone, starting_weights
 from .staged import StagedNet
 
 
 class TimmResNet(StagedNet):
-    def __init__(self, variant: str, num_classes: int, drop_path_rate: float, dropblock: bool, in_chans: int = 3,
-                 dropblock_keep: float = 0.9):
+    def __init__(self, variant: str, num_classes: int, drop_path_rate: float, dropblock: bool, last_stride: int,
+                 init_from: str | None, in_chans: int = 3, dropblock_keep: float = 0.9):
         super().__init__()
         if not timm.is_model(variant) or not variant.startswith(("resnet", "resnext")):
             raise ConfigError("variant", variant, "a timm ResNet name such as resnet50, resnet101, resnext101_32x4d")
@@ -33,6 +39,14 @@ class TimmResNet(StagedNet):
             drop_block_rate=(1.0 - dropblock_keep) if dropblock else 0.0,
             zero_init_last=False,
         )
+        if last_stride not in (1, 2):
+            raise ConfigError("last_stride", last_stride, "2 (the ImageNet ResNet) or 1 (appendix B's localization)")
+        if last_stride == 1:
+            first = self.net.layer4[0]
+            first.conv2.stride = (1, 1)
+            first.downsample[0].stride = (1, 1)
+        if init_from is not None:
+            load_backbone(self.net, starting_weights(init_from, variant, "net."), "fc.", init_from)
 
     # Views of timm's modules, kept out of the module tree (object.__setattr__) so that
     # parameters and state_dict keys stay timm's own.
@@ -49,3 +63,6 @@ class TimmResNet(StagedNet):
 
     def head(self, x: Tensor) -> Tensor:
         return self.net.forward_head(x)
+
+    def head_parts(self):
+        return nn.Identity(), self.net.fc

@@ -1,0 +1,87 @@
+"""Images for people: normalised batches back to RGB, a mixed batch with its λ, class activation maps
+laid over their images. Used by TensorBoard logging (``engine.recorder``) and Figure 1."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .cam import class_activation_maps, normalize_maps
+from .regularizers import MixedBatch
+
+
+def denormalize(images: Tensor, mean, std) -> Tensor:
+    """Normalised (N, C, H, W) images back to RGB in [0, 1] (N, 3, H, W), on the CPU."""
+    c = images.shape[1]
+    rgb = images.detach().float().cpu() * torch.tensor(std).view(1, c, 1, 1) + torch.tensor(mean).view(1, c, 1, 1)
+    rgb = rgb.clamp(0, 1)
+    return rgb.expand(-1, 3, -1, -1) if c == 1 else rgb
+
+
+def mixed_batch(batch: MixedBatch, mean, std, count: int = 16) -> tuple[Tensor, str]:
+    """The first ``count`` images a regularizer produced and a caption with their λ (one per image in elem
+    mode). For feature-level mixing the images are the input batch and the caption names the layer."""
+    images = denormalize(batch.inputs[:count], mean, std)
+    lam = batch.lam
+    if isinstance(lam, Tensor):
+        shown = ", ".join(f"{v:.2f}" for v in lam[:count].tolist())
+        caption = f"λ per image: {shown}"
+    else:
+        caption = f"λ = {lam:.3f} for the whole batch"
+    if batch.mix_layer is not None:
+        caption = f"mixed inside the network at layer {batch.mix_layer}; shown: the input batch; " + caption
+    return images, caption
+
+
+def fixed_test_images(data, count: int) -> tuple:
+    """The first ``count`` test images of a data set: (images, labels, and their boxes if it has them),
+    the boxes padded with −1 rows as in a test batch."""
+    from .data.wsol import pad_boxes
+
+    samples = [data.val.sample(i) for i in range(min(count, data.val.dataset_size))]
+    batch = (torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples], device=samples[0][0].device))
+    return (*batch, pad_boxes([s[2] for s in samples])) if len(samples[0]) > 2 else batch
+
+
+@torch.no_grad()
+def cam_overlays(model, images: Tensor, classes: Tensor, mean, std, boxes: Tensor | None = None,
+                 alpha: float = 0.5) -> Tensor:
+    """Each image with the (min-max normalised) CAM of its class laid over it in the jet colour map. With
+    ``boxes`` (the true boxes, (N, G, 4)): the CAM of the *predicted* class instead, its box at the paper's
+    threshold in red and the true boxes in green (as top-1 localization judges them)."""
+    from matplotlib import colormaps
+    from torchvision.utils import draw_bounding_boxes
+
+    from .localization import boxes_from_maps
+
+    if boxes is not None:
+        classes = model.eval()(images).argmax(1)
+    maps = class_activation_maps(model, images, classes)
+    heat = torch.from_numpy(colormaps["jet"](normalize_maps(maps).cpu().numpy())[..., :3]).permute(0, 3, 1, 2).float()
+    out = (1 - alpha) * denormalize(images, mean, std) + alpha * heat
+    if boxes is None:
+        return out
+    predicted = boxes_from_maps(maps)[:, 0].cpu()
+    drawn = []
+    for image, truth, box in zip((out * 255).round().to(torch.uint8), boxes.cpu(), predicted):
+        truth = truth[(truth >= 0).all(1)]
+        image = draw_bounding_boxes(image, truth, colors="lime", width=1)
+        drawn.append(draw_bounding_boxes(image, box.view(1, 4).float(), colors="red", width=1))
+    return torch.stack(drawn).float() / 255
+
+
+class FirstMixedBatch:
+    """The first mixed batch of an epoch (or, when none is mixed, its first batch), a few images of it
+    kept for TensorBoard. The training step offers each batch until one is mixed."""
+
+    def __init__(self, count: int = 16):
+        self.count, self.batch, self.done = count, None, False
+
+    def offer(self, batch: MixedBatch) -> None:
+        mixed = batch.is_mixed
+        if mixed or self.batch is None:
+            n = self.count
+            lam = batch.lam[:n].detach().cpu() if isinstance(batch.lam, Tensor) else batch.lam
+            self.batch = MixedBatch(batch.inputs[:n].detach().cpu(), batch.targets_a[:n], batch.targets_b[:n], lam,
+                                    batch.mix_layer)
+            self.done = mixed
