@@ -323,3 +323,9 @@ def test_top1_localization_needs_the_right_class_and_gt_known_ignores_it():
     meter.update(features, classifier, (8, 8), torch.tensor([0, 0]), truth, logits)
     result = meter.compute(distributed=False)
     assert result["top1_loc"] == 50.0 and result["gt_known_loc"] == 100.0 and result["max_box_acc"] == 100.0
+
+
+def test_torchvisions_resnet50_weights_fit_the_timm_resnet50_figure1_loads_them_into():
+    ours = create_model("resnet50", num_classes=1000).net.state_dict()
+    theirs = torchvision.models.resnet50(weights=None).state_dict()
+    assert ours.keys() == theirs.keys() and all(ours[k].shape == theirs[k].shape for k in ours)
