@@ -8,6 +8,11 @@ measured it says so), then trains, then writes the report. Extra arguments are H
 run (``trainer.epochs=2`` for a smoke pass, ``hydra/launcher=slurm`` for one SLURM job per run).
 
     python -m cutmix_repro.reproduce table5 [--dry-run] [--runs-dir runs] [--out results] [OVERRIDES...]
+
+Tables 11 and 12 measure trained models: ``reproduce table11`` (Table 3's ResNet-50s) and ``reproduce
+table12`` (Table 5's PyramidNet-200s) run ``python -m cutmix_repro.evaluate`` on the finished runs of
+their rows under ``--runs-dir`` (extra arguments go to it, e.g. ``--ood-crop data/TinyImageNet``), say
+which training runs are missing, and write the report.
 """
 
 from __future__ import annotations
@@ -22,9 +27,22 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from .config import compose
 from .models.factory import arch_name
-from .paper import FIGURES, LOCALIZATION_TABLES, TABLES, dataset_name, launches
+from .paper import (
+    EVALUATION_TABLES,
+    FIGURES,
+    LOCALIZATION_TABLES,
+    TABLES,
+    config_key,
+    dataset_name,
+    launches,
+    load_tables,
+    run_key,
+)
 
-NAMES = TABLES + LOCALIZATION_TABLES + FIGURES
+NAMES = TABLES + LOCALIZATION_TABLES + EVALUATION_TABLES + FIGURES
+# what each evaluation table measures, and the table whose training runs it needs
+EVALUATIONS = {"table11": (["clean", "fgsm", "occlusion", "in-between"], "table3"),
+               "table12": (["clean", "ood", "calibration"], "table5")}
 TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167, "digits": 1_438, "cub": 5_994,
                 "imagenet_boxes": 1_281_167}
 THROUGHPUT_FILE = Path("results/bench/throughput.json")
@@ -85,10 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the training commands, run nothing")
     parser.add_argument("--runs-dir", default="runs", help="where the runs go (default: runs)")
     parser.add_argument("--out", default="results", help="where the report goes (default: results)")
-    args = parser.parse_intermixed_args(argv)
+    args, passed_on = parser.parse_known_intermixed_args(argv)
     if args.name not in NAMES:
         print(f"error: {args.name!r} is not a table or figure of the paper: choose one of "
               f"{', '.join(NAMES)}", file=sys.stderr)
+        return 2
+    if args.name in EVALUATION_TABLES:
+        return evaluate_table(args, [*args.overrides, *passed_on])
+    if passed_on:
+        print(f"error: {passed_on[0]!r} is not an option of python -m cutmix_repro.reproduce", file=sys.stderr)
         return 2
     commands = commands_for(args.name, args.overrides, args.runs_dir)
     total, hours, notes = estimate([overrides for _, overrides in commands])
@@ -111,6 +134,39 @@ def main(argv: list[str] | None = None) -> int:
 
         return report([f"{args.runs_dir}/{args.name}", "--out", args.out])
     return 0
+
+
+def evaluate_table(args, evaluate_args: list[str]) -> int:
+    """Evaluate the finished runs of an evaluation table's rows, then write the report."""
+    from .report import find_results
+    from .report import main as report
+
+    table = load_tables()[args.name]
+    suites, needed = EVALUATIONS[args.name]
+    rows = ({r["label"]: r["overrides"] for r in table["rows"]} if "rows" in table else table["regularizers"])
+    runs = [(d, r) for d, r in find_results([args.runs_dir]) if r.get("status") == "finished"] \
+        if Path(args.runs_dir).exists() else []
+    missing, evaluated = [], 0
+    for label, overrides in rows.items():
+        key = config_key(tuple([f"+experiment={table['experiment']}", *overrides]))
+        matches = [d for d, r in runs if run_key(r) == key]
+        if not matches:
+            missing.append(label)
+        for run_dir in matches:
+            command = [sys.executable, "-m", "cutmix_repro.evaluate", str(run_dir), *suites, *evaluate_args]
+            print(f"[{label}] {' '.join(command[1:])}", flush=True)
+            if not args.dry_run:
+                status = subprocess.run(command).returncode
+                if status != 0:
+                    print(f"error: evaluating {run_dir} failed (exit status {status})", file=sys.stderr)
+                    return status
+            evaluated += 1
+    if missing:
+        print(f"{args.name}: no finished run under {args.runs_dir} for {', '.join(missing)}: train them first, e.g. "
+              f"python -m cutmix_repro.reproduce {needed}", file=sys.stderr)
+    if evaluated and not args.dry_run:
+        return report([args.runs_dir, "--out", args.out])
+    return 0 if evaluated else 2
 
 
 if __name__ == "__main__":

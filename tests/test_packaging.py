@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_ships_every_config_and_the_paper_tables(tmp_path):
+def test_wheel_ships_every_module_config_and_the_paper_tables(tmp_path):
     pytest.importorskip("setuptools")
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", str(ROOT), "--no-deps", "--no-build-isolation",
                            "-w", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -19,3 +19,5 @@ def test_wheel_ships_every_config_and_the_paper_tables(tmp_path):
     configs = {f"cutmix_repro/configs/{p.relative_to(ROOT / 'configs')}" for p in (ROOT / "configs").rglob("*.yaml")}
     assert configs and configs <= names, sorted(configs - names)
     assert "cutmix_repro/paper_tables.yaml" in names
+    modules = {f"cutmix_repro/{p.relative_to(ROOT / 'cutmix_repro')}" for p in (ROOT / "cutmix_repro").rglob("*.py")}
+    assert modules <= names, sorted(modules - names)

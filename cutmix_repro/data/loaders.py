@@ -105,6 +105,11 @@ class TensorLoader:
         return len(self.images)
 
     @property
+    def labels(self) -> Tensor:
+        """Every image's label, in the data set's order (on the CPU)."""
+        return self.targets.cpu()
+
+    @property
     def num_samples(self) -> int:
         """Images this rank sees per pass."""
         n = len(self.images)
@@ -213,6 +218,10 @@ class DeviceLoader:
     @property
     def dataset_size(self) -> int:
         return self.sampler.size
+
+    @property
+    def labels(self) -> Tensor:
+        return torch.tensor([sample[1] for sample in self.loader.dataset.samples])
 
     @property
     def num_samples(self) -> int:
