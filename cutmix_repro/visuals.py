@@ -81,7 +81,9 @@ class FirstMixedBatch:
         mixed = batch.is_mixed
         if mixed or self.batch is None:
             n = self.count
-            lam = batch.lam[:n].detach().cpu() if isinstance(batch.lam, Tensor) else batch.lam
+            lam = batch.lam
+            if isinstance(lam, Tensor):  # one λ per image, or one for the batch (a capturable regularizer's)
+                lam = float(lam) if lam.dim() == 0 else lam[:n].detach().cpu()
             self.batch = MixedBatch(batch.inputs[:n].detach().cpu(), batch.targets_a[:n], batch.targets_b[:n], lam,
                                     batch.mix_layer)
             self.done = mixed

@@ -6,7 +6,8 @@ TensorBoard images (``trainer.tb_mixed_batch``, ``trainer.tb_cams_every``): the 
 batch of each epoch (``train/mixed_batch``, its λ as the text ``train/mixed_batch_lambda``), and every N
 epochs the class activation maps of the true class of a fixed set of test images (``val/cam``).
 
-TensorBoard: one scalar per history field and epoch (``records.TB_TAGS``), and the run's
+TensorBoard: one scalar per history field and epoch (``records.TB_TAGS``), the steady-state images/s so
+far (``records.TB_SUMMARY_TAGS``), and the run's
 hyperparameters as a session of the HParams plugin, without an experiment summary of its own: the
 plugin then builds the table from all runs of a sweep, puts the keys whose values differ first, and
 takes its metric columns from the scalars above (no extra ``hparam/*`` scalars).
@@ -97,16 +98,19 @@ class RunRecorder:
         if not self.is_main:
             return
         step = entry[R.EPOCH]
+        summary = R.summarize(history)
         for name, tag in R.TB_TAGS.items():
             if name in entry:
                 self.writer.add_scalar(tag, entry[name], step)
+        for name, tag in R.TB_SUMMARY_TAGS.items():
+            if summary.get(name) is not None:
+                self.writer.add_scalar(tag, summary[name], step)
         self.writer.flush()
         located = (f" | top1_loc {entry[R.VAL_TOP1_LOC]:.2f} gt_known_loc {entry[R.VAL_GT_KNOWN_LOC]:.2f} "
                    f"max_box_acc {entry[R.VAL_MAX_BOX_ACC]:.2f}" if R.VAL_TOP1_LOC in entry else "")
         log.info("epoch %d | lr %.4g | train loss %.4f top1_err %.2f | val top1_err %.2f top5_err %.2f%s | %.0f img/s",
                  step, entry[R.LR], entry[R.TRAIN_LOSS], entry[R.TRAIN_TOP1], entry[R.VAL_TOP1], entry[R.VAL_TOP5],
                  located, entry[R.IMAGES_PER_S])
-        summary = R.summarize(history)
         if summary[R.BEST_EPOCH] == step:
             save_checkpoint(self.run_dir / "best.pt", state)
         save_checkpoint(self.run_dir / "last.pt", state)

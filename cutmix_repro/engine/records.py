@@ -14,6 +14,12 @@ EPOCH, LR = "epoch", "lr"
 TRAIN_LOSS, TRAIN_TOP1 = "train_loss", "train_top1_err"  # train error: against each image's own label
 VAL_LOSS, VAL_TOP1, VAL_TOP5, VAL_COUNT = "val_loss", "val_top1_err", "val_top5_err", "val_count"
 IMAGES_PER_S, WALL_TIME = "images_per_s", "wall_time_s"
+# The first epoch a process trains pays for compilation, cuDNN's autotuning and the loaders' start:
+# STEADY_IMAGES_PER_S is the mean over the other epochs (null until there is one).
+COLD_START, STEADY_IMAGES_PER_S = "cold_start", "steady_images_per_s"
+# With trainer.compile=true: graphs dynamo compiled and graph breaks so far in this process (constant after
+# the first epoch when nothing recompiles; engine/compiled.py).
+COMPILED_GRAPHS, GRAPH_BREAKS = "compiled_graphs", "graph_breaks"
 TB_IMAGES_S = "tb_images_s"  # seconds the epoch's TensorBoard images took (mixed batch, CAMs)
 RANK_VAL_TOP1 = "rank_val_top1_err"  # under DDP: every rank's view of the same evaluation
 # On data with object boxes (localization accuracies in percent, higher is better; cutmix_repro.localization).
@@ -23,7 +29,10 @@ LOCALIZATION = {"top1_loc": VAL_TOP1_LOC, "gt_known_loc": VAL_GT_KNOWN_LOC, "max
 # The TensorBoard scalar of each history field drawn per epoch.
 TB_TAGS = {TRAIN_LOSS: "train/loss", TRAIN_TOP1: "train/top1_err", VAL_LOSS: "val/loss", VAL_TOP1: "val/top1_err",
            VAL_TOP5: "val/top5_err", LR: "lr", IMAGES_PER_S: "train/images_per_s", VAL_TOP1_LOC: "val/top1_loc",
-           VAL_GT_KNOWN_LOC: "val/gt_known_loc", VAL_MAX_BOX_ACC: "val/max_box_acc"}
+           VAL_GT_KNOWN_LOC: "val/gt_known_loc", VAL_MAX_BOX_ACC: "val/max_box_acc", COMPILED_GRAPHS: "compile/graphs",
+           GRAPH_BREAKS: "compile/graph_breaks"}
+# Drawn from the run's summary after each epoch: the steady-state throughput so far.
+TB_SUMMARY_TAGS = {STEADY_IMAGES_PER_S: "train/steady_images_per_s"}
 
 # The summary of a run. Best: the epoch with the lowest test top-1 error, the latest one on a tie (the
 # official train.py's ``err1 <= best_err1``), and that epoch's top-5 error (its ``best_err5``), as the
@@ -56,11 +65,18 @@ def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
         LAST_TOP1: last[VAL_TOP1],
         LAST_TOP5: last[VAL_TOP5],
         IMAGES_PER_S: sum(h[IMAGES_PER_S] for h in history) / len(history),
+        STEADY_IMAGES_PER_S: steady_images_per_s(history),
     }
     if VAL_TOP1_LOC in last:
         summary.update({LAST_TOP1_LOC: last[VAL_TOP1_LOC], BEST_TOP1_LOC: best[VAL_TOP1_LOC],
                         LAST_GT_KNOWN_LOC: last[VAL_GT_KNOWN_LOC], LAST_MAX_BOX_ACC: last[VAL_MAX_BOX_ACC]})
     return summary
+
+
+def steady_images_per_s(history: list[dict[str, Any]]) -> float | None:
+    """Mean images/s of the epochs that were not a process's first (``COLD_START``)."""
+    warm = [h[IMAGES_PER_S] for h in history if not h.get(COLD_START, False)]
+    return sum(warm) / len(warm) if warm else None
 
 
 def package_versions() -> dict[str, str]:

@@ -38,6 +38,7 @@ from ..visuals import FirstMixedBatch
 from . import distributed
 from . import records as R
 from .checkpoint import load_checkpoint, remove_stale_temporaries, rng_state, set_rng_state
+from .compiled import CUDAGRAPH_MODES, check_compile, compile_model, compiled_graphs
 from .metrics import Meter
 from .recorder import RunRecorder, Visuals
 from .signals import StopRequest
@@ -65,13 +66,20 @@ class StepOptions:
     log_interval: int = 50  # steps between the progress bar's updates and the NaN check (host syncs)
     progress: bool = False
     epochs: int = 1  # for the progress bar's "epoch k/N"
+    cudagraphs: bool = False  # compiled with a mode that replays CUDA graphs: each step starts a new one
+
+    def step_begins(self) -> None:
+        """Tell CUDA graph trees that a new step begins (outputs of the last replay may be overwritten)."""
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
 
     @classmethod
     def from_config(cls, cfg: DictConfig, device: torch.device, progress: bool) -> StepOptions:
         tcfg = cfg.trainer
         return cls(device=device, amp_dtype=amp_dtype(tcfg.amp, device),
                    channels_last=_on_for_cuda(tcfg.channels_last, device), label_smoothing=cfg.label_smoothing,
-                   log_interval=tcfg.log_interval, progress=progress, epochs=tcfg.epochs)
+                   log_interval=tcfg.log_interval, progress=progress, epochs=tcfg.epochs,
+                   cudagraphs=bool(tcfg.compile) and tcfg.compile_mode in CUDAGRAPH_MODES)
 
     def autocast(self):
         dtype = self.amp_dtype or torch.float32
@@ -107,12 +115,14 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
     device = options.device
     meter = meter or Meter(device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    step_on_device = torch.full((), start_step, dtype=torch.long, device=device)  # the NaN check reads no host value
     distributed_run = distributed.world_size() > 1
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", disable=not options.progress, leave=False,
                dynamic_ncols=True)
     start, count_before = time.perf_counter(), meter.count
     step, last_step = start_step, start_step + len(loader)
     for images, targets in bar:
+        options.step_begins()
         batch = regularizer(images, targets)
         with options.autocast():
             logits = model(options.layout(batch.inputs), mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
@@ -124,7 +134,8 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
         scaler.step(optimizer)
         scaler.update()
         meter.update(logits, batch.targets_a, loss)  # train error against each image's own label
-        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step_on_device, first_bad)
+        step_on_device += 1
         step += 1
         if step % options.log_interval == 0:  # the only host-device syncs of the step
             _check_finite(first_bad, epoch)
@@ -172,11 +183,13 @@ def evaluate(model, loader, options: StepOptions) -> dict:
     model.eval()
     meter, located = Meter(options.device), None
     for images, targets, *boxes in loader:
+        options.step_begins()
         with options.autocast():
             if boxes:  # one forward pass for both: the head is pooling + linear (``head_parts``)
-                features = model.forward_features(options.layout(images))
+                features = model.forward_features(options.layout(images)).float()
                 classifier = model.head_parts()[1]
-                logits = classifier(features.mean((2, 3))).float()
+                with torch.autocast(options.device.type, enabled=False):  # the classifier in fp32, as in forward
+                    logits = classifier(features.mean((2, 3)))
             else:
                 logits = model(options.layout(images)).float()
         meter.update(logits, targets, F.cross_entropy(logits, targets))
@@ -200,6 +213,7 @@ class Parts:
     scaler: torch.amp.GradScaler
     options: StepOptions
     config: dict[str, Any]  # the resolved config, kept in every checkpoint (a checkpoint rebuilds its run)
+    compiled: str | None = None  # what trainer.compile compiled: "model", "stages" or None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -222,6 +236,8 @@ def check_trainer(tcfg: DictConfig, world_size: int) -> None:
     for key in ("batch_size", "epochs", "log_interval"):
         if tcfg[key] < 1:
             raise ConfigError(f"trainer.{key}", tcfg[key], "must be >= 1")
+    if tcfg.compile:
+        check_compile(tcfg.compile_mode, tcfg.compile_backend)
     if tcfg.batch_size % world_size:
         raise ConfigError("trainer.batch_size", tcfg.batch_size,
                           f"with {world_size} processes the global batch must be a multiple of the world size")
@@ -274,13 +290,15 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
     train_model = model
     if tcfg.sync_bn and info.enabled:
         train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if tcfg.compile:  # per stage, in place: state_dict keys and feature mixing unchanged
-        model.compile_stages()
+    compiled = None
+    if tcfg.compile:  # in place (state_dict keys unchanged): the whole model, or per stage for feature mixing
+        compiled = compile_model(model, bool(getattr(regularizer, "mixes_features", False)), tcfg.compile_mode,
+                                 tcfg.compile_backend)
     if info.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
     return Parts(data, regularizer, model, train_model, optimizer, scheduler, scaler, options,
-                 OmegaConf.to_container(cfg, resolve=True))
+                 OmegaConf.to_container(cfg, resolve=True), compiled)
 
 
 def checkpoint_state(parts: Parts, position: Position) -> dict[str, Any]:
@@ -366,7 +384,7 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
 def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: StopRequest, epochs: int) -> None:
     """The epochs from ``position`` on; ``position`` follows along (for a checkpoint or an error)."""
     wall_before = position.history[-1][R.WALL_TIME] if position.history else 0.0
-    started = time.perf_counter()
+    started, cold = time.perf_counter(), True
     while position.epoch < epochs:
         epoch = position.epoch
         parts.data.train.set_epoch(epoch, position.step)
@@ -387,8 +405,12 @@ def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: 
         images_s = recorder.log_images(epoch, snapshot, parts.model, last_epoch=epoch + 1 == epochs)
         entry = {R.EPOCH: epoch + 1, R.LR: lr, R.TRAIN_LOSS: train["loss"], R.TRAIN_TOP1: train["top1_err"],
                  R.VAL_LOSS: val["loss"], R.VAL_TOP1: val["top1_err"], R.VAL_TOP5: val["top5_err"],
-                 R.VAL_COUNT: val["count"], R.IMAGES_PER_S: train[R.IMAGES_PER_S], R.TB_IMAGES_S: images_s,
-                 R.WALL_TIME: wall_before + time.perf_counter() - started}
+                 R.VAL_COUNT: val["count"], R.IMAGES_PER_S: train[R.IMAGES_PER_S], R.COLD_START: cold,
+                 R.TB_IMAGES_S: images_s, R.WALL_TIME: wall_before + time.perf_counter() - started}
+        if parts.compiled:
+            counts = compiled_graphs()
+            entry.update({R.COMPILED_GRAPHS: counts["graphs"], R.GRAPH_BREAKS: counts["graph_breaks"]})
+        cold = False
         entry.update({field: val[key] for key, field in R.LOCALIZATION.items() if key in val})
         if distributed.world_size() > 1:
             entry[R.RANK_VAL_TOP1] = distributed.gather_floats(val["top1_err"])
@@ -423,6 +445,8 @@ def describe_run(cfg: DictConfig, parts: Parts, info: distributed.DistInfo, choi
         "amp": str(parts.options.amp_dtype),
         "channels_last": parts.options.channels_last,
         "compile": bool(tcfg.compile),
+        "compiled": parts.compiled,
+        "compile_mode": tcfg.compile_mode if tcfg.compile else None,
         "nondeterminism": nondeterminism,
         "versions": R.package_versions(),
         "git_revision": R.git_revision(),
@@ -452,13 +476,18 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+CUBLAS_WORKSPACE = ":4096:8"  # what cuBLAS needs for deterministic results (CUDA docs, "Reproducibility")
+
+
 def _set_determinism(deterministic: bool, device: torch.device) -> dict[str, Any]:
     torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
     torch.backends.cudnn.deterministic = deterministic
     if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)  # read when cuBLAS starts its handle
         torch.use_deterministic_algorithms(True, warn_only=True)
     return {
         "deterministic_algorithms": deterministic,
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "note": ("bit-exact given the seed on the CPU; on CUDA, cuDNN autotuning and atomic adds make "
                  "runs differ slightly unless trainer.deterministic=true"),

@@ -14,23 +14,21 @@ from ..errors import ConfigError
 
 
 class _ShakeDropFunction(torch.autograd.Function):
-    """Forward x·(b + α − bα), backward grad·(b + β − bβ); b per batch, α, β per sample."""
+    """Forward x·(b + α − bα), backward grad·(b + β − bβ); b per batch, α, β per sample. The gate b is a
+    device tensor and applied with ``torch.where``: no host decision, so a compiled graph does not break."""
 
     @staticmethod
     def forward(ctx, x: Tensor, survival: float) -> Tensor:
-        gate = bool(torch.rand(()) < survival)
-        ctx.gate = gate
-        if gate:
-            return x.clone()
+        gate = torch.rand((), device=x.device) < survival
+        ctx.save_for_backward(gate)
         alpha = torch.empty(x.shape[0], device=x.device, dtype=x.dtype).uniform_(-1.0, 1.0)
-        return x * alpha.view(-1, *([1] * (x.dim() - 1)))
+        return x * torch.where(gate, torch.ones_like(alpha), alpha).view(-1, *([1] * (x.dim() - 1)))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        if ctx.gate:
-            return grad, None
+        (gate,) = ctx.saved_tensors
         beta = torch.empty(grad.shape[0], device=grad.device, dtype=grad.dtype).uniform_(0.0, 1.0)
-        return grad * beta.view(-1, *([1] * (grad.dim() - 1))), None
+        return grad * torch.where(gate, torch.ones_like(beta), beta).view(-1, *([1] * (grad.dim() - 1))), None
 
 
 class ShakeDrop(nn.Module):

@@ -8,12 +8,17 @@ Feature-level mixing (paper §4, Figure 3 right) needs to reach a feature map in
 network at the same place: index 0 = the input, 1 = after the stem, 2 = after stage 1,
 3 = after stage 2, 4 = after stage 3 (and, for the 4-stage ImageNet ResNets, 5 = after
 stage 4). ``forward(x, mix_layer, mix_fn)`` calls ``mix_fn`` on that feature map.
+
+The head runs in fp32 even under bf16/fp16 autocast: its cost is negligible, and the logits every
+metric is computed from are then not rounded to 8 bits of mantissa (in bf16, about 1% of rows of
+random logits have a tied top-1). ``forward_features`` (class activation maps) likewise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor, nn
 
 
@@ -39,11 +44,14 @@ class StagedNet(nn.Module):
         """The feature map the head pools (after the head's layers before the pooling)."""
         for block in self.feature_blocks():
             x = block(x)
-        return self.head_parts()[0](x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.head_parts()[0](x.float())
 
     def compile_stages(self, **options) -> None:
         """``torch.compile`` the stem and each stage in place. The few lines between them, where
-        feature-level mixing happens, stay eager: a new ``mix_fn`` every batch recompiles nothing."""
+        feature-level mixing happens, stay eager: a new ``mix_fn`` every batch recompiles nothing.
+        (``trainer.compile`` does this for feature-level mixing, and compiles the whole model otherwise:
+        ``cutmix_repro.engine.compiled``.)"""
         for block in self.feature_blocks():
             if isinstance(block, nn.Module):
                 block.compile(**options)
@@ -60,4 +68,5 @@ class StagedNet(nn.Module):
             x = block(x)
             if index == mix_layer:
                 x = mix_fn(x)
-        return self.head(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.head(x.float())

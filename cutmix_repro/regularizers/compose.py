@@ -26,6 +26,10 @@ class Compose:
     def __init__(self, first, then):
         self.first, self.then = _built(first, "first"), _built(then, "then")
 
+    @property
+    def mixes_features(self) -> bool:
+        return bool(getattr(self.then, "mixes_features", False))
+
     def set_progress(self, progress: float) -> None:
         for step in (self.first, self.then):
             if hasattr(step, "set_progress"):

@@ -8,6 +8,11 @@ copied, in place, as the official code does.
 
 ``mode="elem"`` draws a λ, box and partner per sample, vectorised with a mask.
 
+``capturable=True`` (batch mode) makes the same draws in the same order on the batch's device and
+pastes the box with a mask: the decision, λ and box are device tensors and nothing reads them on
+the host, so the step can be compiled as one graph and captured as a CUDA graph. Given the same
+draws it gives the same pixels and λ as the slicing path (λ is then a 0-dim float64 tensor).
+
 The options reproduce the paper's Table 8 variants: ``center="gaussian"`` (box centre from
 a centred Gaussian), ``box_size`` (a fixed box), ``label="larger"`` (one-hot label of the
 larger part), ``label="complete"`` (targets always 0.5/0.5) and ``prob_schedule="linear"``
@@ -60,6 +65,7 @@ class CutMix:
         label: ``"area"`` (λ from the box, as proposed), ``"larger"`` (one-hot label of the
             larger part) or ``"complete"`` (always 0.5/0.5).
         prob_schedule: ``"constant"`` or ``"linear"`` (0 → ``prob`` over training).
+        capturable: batch mode with every draw and decision on the device (see the module's text).
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class CutMix:
         box_size: int | None = None,
         label: str = "area",
         prob_schedule: str = "constant",
+        capturable: bool = False,
     ):
         self.beta = BetaSampler(alpha)
         self.alpha = self.beta.alpha
@@ -91,6 +98,7 @@ class CutMix:
             raise ConfigError("center_std", center_std, "must be > 0")
         self.center, self.center_std = center, float(center_std)
         self.box_size, self.label, self.prob_schedule = box_size, label, prob_schedule
+        self.capturable = bool(capturable)
         self.progress = 1.0  # fraction of training done, for prob_schedule="linear"
 
     def set_progress(self, progress: float) -> None:
@@ -104,6 +112,8 @@ class CutMix:
     def __call__(self, x: Tensor, y: Tensor) -> MixedBatch:
         if self.mode == "elem":
             return self._mix_elem(x, y)
+        if self.capturable:
+            return self._mix_on_device(x, y)
         if not bernoulli(self.current_prob):
             return unmixed(x, y)
         n, _, height, width = x.shape
@@ -143,39 +153,71 @@ class CutMix:
             return torch.full_like(lam, 0.5) if isinstance(lam, Tensor) else 0.5
         return lam
 
+    def _mix_on_device(self, x: Tensor, y: Tensor) -> MixedBatch:
+        """Batch mode with device tensors only: the draws of ``__call__`` in its order (decision, λ,
+        permutation, centre), the box pasted with a mask, λ = 1 where the decision says no."""
+        prob = self.current_prob
+        if prob <= 0.0:
+            return unmixed(x, y)
+        n, _, height, width = x.shape
+        dev = x.device
+        mixed = torch.rand((), device=dev) < prob if prob < 1.0 else None
+        lam = self.beta(device=dev).double()
+        perm = torch.randperm(n, device=dev)
+        cut_h, cut_w = self._device_sides(lam, height, width)
+        cy, cx = self._device_center((), height, width, dev)
+        return self._paste(x, y, perm, lam, cut_h, cut_w, cy, cx, mixed, batch_shape=())
+
     def _mix_elem(self, x: Tensor, y: Tensor) -> MixedBatch:
         """Per-sample decision, λ, box and partner; every draw is made on the batch's device."""
         n, _, height, width = x.shape
         dev = x.device
         mixed = torch.rand(n, device=dev) < self.current_prob
-        lam = self.beta(n, device=dev)
-        if self.box_size is not None:
-            cut_h = torch.full((n,), min(self.box_size, height), device=dev)
-            cut_w = torch.full((n,), min(self.box_size, width), device=dev)
-        else:
-            cut = torch.sqrt(1.0 - lam)
-            cut_h, cut_w = (height * cut).long(), (width * cut).long()
-        if self.center == "uniform":
-            c = torch.randint(0, height * width, (n,), device=dev)
-            cy, cx = c // width, c % width
-        else:
-            g = torch.randn(2, n, device=dev)
-            cy = (height / 2 + g[0] * self.center_std * height).round().long().clamp(0, height - 1)
-            cx = (width / 2 + g[1] * self.center_std * width).round().long().clamp(0, width - 1)
-        zero = torch.zeros_like(cy)  # an unmixed sample gets an empty box
-        y1 = torch.where(mixed, (cy - cut_h // 2).clamp(0, height), zero)
-        y2 = torch.where(mixed, (cy + cut_h // 2).clamp(0, height), zero)
-        x1 = torch.where(mixed, (cx - cut_w // 2).clamp(0, width), zero)
-        x2 = torch.where(mixed, (cx + cut_w // 2).clamp(0, width), zero)
-        if self.box_size is not None:
-            lam = 1.0 - (cut_h * cut_w).float() / (height * width)
-        if self.correct_lam:
-            lam = 1.0 - ((y2 - y1) * (x2 - x1)).float() / (height * width)
-        lam = torch.where(mixed, lam, torch.ones_like(lam))
+        lam = self.beta(n, device=dev).double()
+        cut_h, cut_w = self._device_sides(lam, height, width)
+        cy, cx = self._device_center((n,), height, width, dev)
         perm = torch.randperm(n, device=dev)
-        rows = torch.arange(height, device=dev).view(1, height, 1)
-        cols = torch.arange(width, device=dev).view(1, 1, width)
-        y1, y2, x1, x2 = (t.view(n, 1, 1) for t in (y1, y2, x1, x2))
+        out = self._paste(x, y, perm, lam, cut_h, cut_w, cy, cx, mixed, batch_shape=(n,))
+        out.lam = out.lam.float()
+        return out
+
+    def _device_sides(self, lam: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+        """``_sides`` on tensors: ⌊H·√(1−λ)⌋ × ⌊W·√(1−λ)⌋ in float64, as Python computes it."""
+        if self.box_size is not None:
+            return (torch.full_like(lam, min(self.box_size, height), dtype=torch.long),
+                    torch.full_like(lam, min(self.box_size, width), dtype=torch.long))
+        cut = torch.sqrt(1.0 - lam)
+        return (height * cut).long(), (width * cut).long()
+
+    def _device_center(self, shape: tuple[int, ...], height: int, width: int, dev) -> tuple[Tensor, Tensor]:
+        """``_center`` on tensors: one centre (``shape=()``) or one per sample (``(n,)``)."""
+        if self.center == "uniform":
+            c = torch.randint(0, height * width, shape, device=dev)
+            return c // width, c % width
+        g = torch.randn(2, *shape, device=dev).double()
+        cy = (height / 2 + g[0] * self.center_std * height).round().long().clamp(0, height - 1)
+        cx = (width / 2 + g[1] * self.center_std * width).round().long().clamp(0, width - 1)
+        return cy, cx
+
+    def _paste(self, x: Tensor, y: Tensor, perm: Tensor, lam: Tensor, cut_h: Tensor, cut_w: Tensor, cy: Tensor,
+               cx: Tensor, mixed: Tensor | None, batch_shape: tuple[int, ...]) -> MixedBatch:
+        """Paste each box (corners as ``clip_box``; an empty box where ``mixed`` is False) from the
+        partner ``x[perm]``; λ from the area as ``__call__`` (float64), 1 where unmixed."""
+        height, width = x.shape[-2:]
+        y1, y2 = (cy - cut_h // 2).clamp(0, height), (cy + cut_h // 2).clamp(0, height)
+        x1, x2 = (cx - cut_w // 2).clamp(0, width), (cx + cut_w // 2).clamp(0, width)
+        if mixed is not None:
+            y2, x2 = torch.where(mixed, y2, y1), torch.where(mixed, x2, x1)
+        if self.box_size is not None:
+            lam = 1.0 - (cut_h * cut_w).double() / (height * width)
+        if self.correct_lam:
+            lam = 1.0 - ((y2 - y1) * (x2 - x1)).double() / (height * width)
+        if mixed is not None:
+            lam = torch.where(mixed, lam, torch.ones_like(lam))
+        k = batch_shape[0] if batch_shape else 1
+        rows = torch.arange(height, device=x.device).view(1, height, 1)
+        cols = torch.arange(width, device=x.device).view(1, 1, width)
+        y1, y2, x1, x2 = (t.view(k, 1, 1) for t in (y1, y2, x1, x2))
         mask = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
         out = torch.where(mask.unsqueeze(1), x[perm], x)
         return MixedBatch(out, y, y[perm], self._label_lam(lam))
@@ -184,5 +226,6 @@ class CutMix:
         return (
             f"CutMix(alpha={self.alpha}, prob={self.prob}, correct_lam={self.correct_lam}, "
             f"mode={self.mode!r}, center={self.center!r}, box_size={self.box_size}, "
-            f"label={self.label!r}, prob_schedule={self.prob_schedule!r})"
+            f"label={self.label!r}, prob_schedule={self.prob_schedule!r}"
+            + (", capturable=True)" if self.capturable else ")")
         )

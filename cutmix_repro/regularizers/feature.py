@@ -41,6 +41,11 @@ class FeatureMix:
         self.mixer = mixer
         self.layers = check_layers(layers)
 
+    @property
+    def mixes_features(self) -> bool:
+        """True: the mixing happens inside the network (the trainer then compiles stage by stage)."""
+        return self.layers != (0,)
+
     def set_progress(self, progress: float) -> None:
         if hasattr(self.mixer, "set_progress"):
             self.mixer.set_progress(progress)
@@ -78,5 +83,6 @@ class FeatureCutMix(FeatureMix):
 class FeatureMixup(FeatureMix):
     """mixup on a feature map: Manifold Mixup (paper Tables 3, 5, 7)."""
 
-    def __init__(self, layers: int | Sequence[int], alpha: float = 1.0, prob: float = 1.0, mode: str = "batch"):
-        super().__init__(Mixup(alpha=alpha, prob=prob, mode=mode), layers)
+    def __init__(self, layers: int | Sequence[int], alpha: float = 1.0, prob: float = 1.0, mode: str = "batch",
+                 capturable: bool = False):
+        super().__init__(Mixup(alpha=alpha, prob=prob, mode=mode, capturable=capturable), layers)

@@ -2,6 +2,10 @@
 
 This equals cross-entropy against the soft target λ·onehot(y_a) + (1−λ)·onehot(y_b), and
 label smoothing (Szegedy et al., 2016) composes with it: each CE term is smoothed.
+
+λ as a tensor (per sample, or a 0-dim one from a ``capturable`` regularizer) is used without any
+branch on its value, so the loss compiles into one graph; λ = 1 then gives CE(out, y_a) exactly.
+A Python float λ (the official slicing path) skips the second term when λ = 1, as before.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from .base import MixedBatch
 def mixed_cross_entropy(logits: Tensor, out: MixedBatch, label_smoothing: float = 0.0) -> Tensor:
     """Mean over the batch of λ·CE(logits, y_a) + (1−λ)·CE(logits, y_b)."""
     lam = out.lam
-    if isinstance(lam, Tensor):  # one λ per sample (mode="elem")
-        ce_a = F.cross_entropy(logits, out.targets_a, reduction="none", label_smoothing=label_smoothing)
-        ce_b = F.cross_entropy(logits, out.targets_b, reduction="none", label_smoothing=label_smoothing)
-        lam = lam.to(ce_a.dtype)
-        return (lam * ce_a + (1 - lam) * ce_b).mean()
+    if isinstance(lam, Tensor):  # one λ per sample (mode="elem"), or one on the device (0-dim)
+        reduction = "mean" if lam.dim() == 0 else "none"
+        ce_a = F.cross_entropy(logits, out.targets_a, reduction=reduction, label_smoothing=label_smoothing)
+        ce_b = F.cross_entropy(logits, out.targets_b, reduction=reduction, label_smoothing=label_smoothing)
+        loss = lam.to(ce_a.dtype) * ce_a + (1 - lam).to(ce_a.dtype) * ce_b
+        return loss if lam.dim() == 0 else loss.mean()
     ce_a = F.cross_entropy(logits, out.targets_a, label_smoothing=label_smoothing)
     if lam >= 1.0:
         return ce_a
