@@ -7,10 +7,13 @@
      with the official PIL transforms in a DataLoader, in images/s;
   3. trainer overhead: our full training step (CutMix, loss, metrics, logging) vs a bare
      hand-written loop on the same model and batches, on the CPU;
-  4. on CUDA (when present): training images/s of PyramidNet-200 (CIFAR batches of 64) and
-     ResNet-50 (224×224 batches) for our step (bf16 autocast, channels_last, optionally
-     torch.compile) vs an official-style fp32 NCHW loop, achieved TFLOP/s, and the projected
-     wall time of a 300-epoch CIFAR run.
+  4. on CUDA (when present): steady-state training images/s of PyramidNet-200 (CIFAR batches of 64)
+     and ResNet-50 (224×224 batches) for our step (bf16 autocast, channels_last) in each compile mode
+     of ``--modes`` (eager, default, reduce-overhead = CUDA graphs) vs an official-style fp32 NCHW
+     loop, achieved TFLOP/s, and the projected wall time of a 300-epoch CIFAR run;
+  5. on the CPU: the same step eager vs compiled (``torch.compile``, as ``trainer.compile=true``), and
+     the graphs and graph breaks dynamo counted, for a whole-model and a per-stage (feature CutMix)
+     compilation and for ShakeDrop.
 It writes ``results/bench/<date>_<device>.md`` (date, machine, versions) and appends GPU
 throughput to ``results/bench/throughput.json`` for the reproduce scripts' estimates.
 """
@@ -25,6 +28,7 @@ import json
 import os
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -209,65 +213,94 @@ def _official_cutmix(x, y, alpha=1.0):
     return x, y, y[perm], lam
 
 
-def bench_cuda_training(model_name: str, num_classes: int, image: int, batch_size: int, steps: int,
-                        use_compile: bool, cifar_epoch_images: int = 50_000) -> dict:
+def bench_training(model_name: str, num_classes: int, image: int, batch_size: int, steps: int, modes: list[str],
+                   device: str = "cuda", model_kwargs: dict | None = None, feature_mixing: bool = False,
+                   backend: str = "inductor", official: bool = True, min_run_time: float = 3.0,
+                   label: str | None = None) -> list[dict]:
+    """Steady-state training images/s of the trainer's step (``train_one_epoch``: CutMix, or feature CutMix at a
+    layer drawn per batch, the mixed loss, device metrics, SGD as the trainer builds it) for each compile mode
+    (``eager``, or a ``torch.compile`` mode as ``trainer.compile_mode``), with bf16 autocast and channels_last on
+    CUDA; the warm-up (compilation) time and dynamo's graph and graph-break counts; on CUDA also an
+    official-style fp32 NCHW eager loop. Timed after a 3-batch warm-up, so the compile epoch is excluded."""
+    from .engine.compiled import compile_model, compiled_graphs
+    from .engine.optim import sgd
     from .engine.trainer import StepOptions, train_one_epoch
     from .models import create_model
-    from .regularizers import CutMix
+    from .regularizers import CutMix, FeatureCutMix
 
-    device = torch.device("cuda")
-    torch.backends.cudnn.benchmark = True
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    torch.backends.cudnn.benchmark = cuda
     torch.manual_seed(0)
     batches = [(torch.randn(batch_size, 3, image, image, device=device),
                 torch.randint(num_classes, (batch_size,), device=device)) for _ in range(steps)]
-    model = create_model(model_name, num_classes=num_classes).to(device)
+    model = create_model(model_name, num_classes=num_classes, **(model_kwargs or {})).to(device)
     flops = forward_flops(model, (3, image, image))
+    options = StepOptions(device=device, amp_dtype=torch.bfloat16 if cuda else None, channels_last=cuda,
+                          log_interval=10 * steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    t_official = None
+    if official:  # fp32, NCHW, eager, numpy draws, as the authors' train.py
+        official_model = copy.deepcopy(model)
+        official_opt = torch.optim.SGD(official_model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+                                       weight_decay=1e-4)
 
-    def sgd(m):
-        return torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+        def official_loop():
+            official_model.train()
+            for x, y in batches:
+                x, ya, yb, lam = _official_cutmix(x, y)
+                out = official_model(x)
+                loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
+                official_opt.zero_grad()
+                loss.backward()
+                official_opt.step()
 
-    # official-style: fp32, NCHW, eager
-    official_model = copy.deepcopy(model)
-    official_opt = sgd(official_model)
+        t_official = median_time(official_loop, min_run_time)
+        del official_model, official_opt
+    rows = []
+    for mode in modes:
+        torch.manual_seed(0)
+        ours = copy.deepcopy(model).to(memory_format=torch.channels_last if cuda else torch.contiguous_format)
+        optimizer = sgd(ours, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, classifier_lr=None)
+        regularizer = FeatureCutMix(layers=[0, 1, 2, 3, 4]) if feature_mixing else CutMix(alpha=1.0, prob=1.0)
+        if mode != "eager":
+            compile_model(ours, feature_mixing, mode, backend)
 
-    def official():
-        official_model.train()
-        for x, y in batches:
-            x, ya, yb, lam = _official_cutmix(x, y)
-            out = official_model(x)
-            loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
-            official_opt.zero_grad()
-            loss.backward()
-            official_opt.step()
+        def step(chosen=batches, m=ours, o=optimizer, r=regularizer):
+            train_one_epoch(m, chosen, r, o, scaler, options, 0)
 
-    # ours: the real trainer step, bf16 autocast + channels_last (+ compile)
-    options = StepOptions(device=device, amp_dtype=torch.bfloat16, channels_last=True, log_interval=10 * steps)
-    ours_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    ours_opt = sgd(ours_model)
-    if use_compile:
-        ours_model.compile_stages()  # as the trainer does with trainer.compile=true
-    run_model = ours_model
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-    regularizer = CutMix(alpha=1.0, prob=1.0)
-    warmup_s = timer(lambda: train_one_epoch(run_model, batches[:3], regularizer, ours_opt, scaler, options, 0)
-                     ).timeit(number=1).mean
+        started = time.perf_counter()  # one call, no warm-up of its own: this is the compilation
+        step(batches[:3])
+        if cuda:
+            torch.cuda.synchronize(device)
+        warmup_s = time.perf_counter() - started
+        counts = compiled_graphs() if mode != "eager" else {"graphs": 0, "graph_breaks": 0}
+        seconds = median_time(step, min_run_time)
+        ips = batch_size * steps / seconds
+        row = {"model": label or model_name, "image": image, "batch_size": batch_size, "device": str(device),
+               "mode": mode, "backend": backend if mode != "eager" else "", "regularizer": type(regularizer).__name__,
+               "ours_images_per_s": ips, "step_ms": 1e3 * seconds / steps, "warmup_s": warmup_s, **counts,
+               "forward_gflop_per_image": flops / 1e9, "ours_tflops": 3 * flops * ips / 1e12}
+        if t_official is not None:
+            row["official_images_per_s"] = batch_size * steps / t_official
+            row["speedup"] = row["ours_images_per_s"] / row["official_images_per_s"]
+        if image == 32:  # a 300-epoch CIFAR run: 50k training images, plus 10k test images per epoch forward-only
+            row["projected_300_epoch_hours"] = 300 * (50_000 / ips + 10_000 / (3 * ips)) / 3600
+        rows.append(row)
+        del ours, optimizer
+        if cuda:
+            torch.cuda.empty_cache()
+    eager = next((r for r in rows if r["mode"] == "eager"), None)
+    for row in rows:
+        row["over_eager"] = row["ours_images_per_s"] / eager["ours_images_per_s"] if eager else float("nan")
+    return rows
 
-    def ours():
-        train_one_epoch(run_model, batches, regularizer, ours_opt, scaler, options, 0)
 
-    t_official = median_time(official, min_run_time=3.0)
-    t_ours = median_time(ours, min_run_time=3.0)
-    ours_ips = batch_size * steps / t_ours
-    official_ips = batch_size * steps / t_official
-    result = {"model": model_name, "image": image, "batch_size": batch_size, "compile": use_compile,
-              "ours_images_per_s": ours_ips, "official_images_per_s": official_ips,
-              "speedup": ours_ips / official_ips, "forward_gflop_per_image": flops / 1e9,
-              "ours_tflops": 3 * flops * ours_ips / 1e12, "official_tflops": 3 * flops * official_ips / 1e12,
-              "warmup_s": warmup_s}
-    if image == 32:  # a 300-epoch CIFAR run: 50k training images, plus 10k test images per epoch forward-only
-        seconds = 300 * (cifar_epoch_images / ours_ips + 10_000 / (3 * ours_ips))
-        result["projected_300_epoch_hours"] = seconds / 3600
-    return result
+CPU_COMPILE_CASES = [  # (label, model, options, feature mixing): every kind of graph the trainer compiles
+    ("resnet20", "cifar_resnet", {"depth": 20, "bottleneck": False}, False),
+    ("resnet20 feature-cutmix", "cifar_resnet", {"depth": 20, "bottleneck": False}, True),
+    ("pyramidnet110 shakedrop", "pyramidnet110", {"shakedrop": True}, False),
+]
 
 
 # the report ------------------------------------------------------------------------------------
@@ -308,20 +341,27 @@ def write_report(out: Path, results: dict, stamp: str, device_name: str) -> Path
                                                   ("ratio", "ours / bare", ".3f")]),
                   "", "Ours includes CutMix, the mixed loss, device-side metrics and the NaN check; the bare loop "
                   "is forward, cross-entropy, backward, SGD step. Median over interleaved rounds. Target ≤ 1.05×.", ""]
+    columns = [("model", "model", "s"), ("batch_size", "batch", "d"), ("mode", "compile mode", "s"),
+               ("ours_images_per_s", "ours (img/s)", ".0f"), ("step_ms", "ms/step", ".1f"),
+               ("over_eager", "× eager", ".2f"), ("warmup_s", "warm-up/compile (s)", ".1f"),
+               ("graphs", "graphs", "d"), ("graph_breaks", "graph breaks", "d")]
     if results.get("cuda"):
-        lines += ["## 4. CUDA training throughput", "",
-                  *_table(results["cuda"], [("model", "model", "s"), ("batch_size", "batch", "d"),
-                                            ("compile", "compile", ""), ("ours_images_per_s", "ours (img/s)", ".0f"),
-                                            ("official_images_per_s", "official-style fp32 (img/s)", ".0f"),
-                                            ("speedup", "speed-up", ".2f"), ("ours_tflops", "ours TFLOP/s", ".1f"),
-                                            ("warmup_s", "warm-up/compile (s)", ".1f")]), ""]
+        lines += ["## 4. CUDA training throughput (steady state)", "",
+                  *_table(results["cuda"], [*columns, ("official_images_per_s", "official-style fp32 (img/s)", ".0f"),
+                                            ("speedup", "speed-up", ".2f"), ("ours_tflops", "ours TFLOP/s", ".1f")]),
+                  ""]
         for row in results["cuda"]:
             if "projected_300_epoch_hours" in row:
-                lines.append(f"Projected 300-epoch CIFAR run, {row['model']}: "
-                             f"{row['projected_300_epoch_hours']:.2f} h (target < 2 h for PyramidNet-200).")
+                lines.append(f"Projected 300-epoch CIFAR run, {row['model']}, {row['mode']}: "
+                             f"{row['projected_300_epoch_hours']:.2f} h (goal for PyramidNet-200 on one H100: < 1 h).")
         lines.append("")
     elif "cuda_skipped" in results:
-        lines += ["## 4. CUDA training throughput", "", results["cuda_skipped"], ""]
+        lines += ["## 4. CUDA training throughput (steady state)", "", results["cuda_skipped"], ""]
+    if results.get("compiled"):
+        lines += ["## 5. Eager vs compiled training step", "",
+                  *_table(results["compiled"], [*columns, ("backend", "backend", "s")]), "",
+                  "The trainer's step (`train_one_epoch`) timed after a 3-batch warm-up that pays for compilation; "
+                  "graphs and graph breaks from dynamo's counters (engine/compiled.py).", ""]
     path = out / f"{stamp.replace(' ', '_').replace(':', '')}_{device_name.replace(' ', '-')}.md"
     path.write_text("\n".join(lines))
     return path
@@ -333,7 +373,7 @@ def record_throughput(out: Path, rows: list[dict], device_name: str, date: str) 
     for row in rows:
         entries.append({"model": row["model"], "data": "cifar" if row["image"] == 32 else "imagenet",
                         "device": device_name, "date": date, "images_per_s": row["ours_images_per_s"],
-                        "batch_size": row["batch_size"], "compile": row["compile"]})
+                        "batch_size": row["batch_size"], "mode": row["mode"]})
     path.write_text(json.dumps(entries, indent=2))
 
 
@@ -341,8 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cutmix_repro.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--out", default="results/bench")
-    parser.add_argument("--only", default="mixing,pipeline,overhead,cuda")
-    parser.add_argument("--compile", action="store_true", help="torch.compile our model in the CUDA benchmark")
+    parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled")
+    parser.add_argument("--modes", default="eager",
+                        help="compile modes of the training benchmarks: eager and/or torch.compile modes "
+                             "(default, reduce-overhead, ...), comma-separated")
+    parser.add_argument("--cuda-models", default="pyramidnet200,resnet50", help="models of the CUDA benchmark")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     quick = args.quick
@@ -363,19 +406,34 @@ def main(argv: list[str] | None = None) -> int:
         results["overhead"] = (bench_trainer_overhead("cifar_resnet", {"depth": 8, "bottleneck": False}, 8, 2, 2)
                                if quick else
                                bench_trainer_overhead("cifar_resnet", {"depth": 20, "bottleneck": False}, 64, 10, 7))
+    modes = args.modes.split(",")
     if "cuda" in parts:
         if not has_cuda:
             results["cuda_skipped"] = "No CUDA device on this machine: skipped."
         else:
-            steps = 3 if quick else 20
-            results["cuda"] = [bench_cuda_training("pyramidnet200", 100, 32, 64, steps, args.compile)]
-            for batch in (256, 128, 64):
-                try:
-                    results["cuda"].append(bench_cuda_training("resnet50", 1000, 224, batch, steps, args.compile))
-                    break
-                except torch.cuda.OutOfMemoryError:
-                    torch.cuda.empty_cache()
+            steps, results["cuda"] = (3 if quick else 20), []
+            cuda_models = args.cuda_models.split(",")
+            if "pyramidnet200" in cuda_models:
+                results["cuda"] += bench_training("pyramidnet200", 100, 32, 64, steps, modes)
+            if "resnet50" in cuda_models:
+                for batch in (256, 128, 64):
+                    try:
+                        results["cuda"] += bench_training("resnet50", 1000, 224, batch, steps, modes)
+                        break
+                    except torch.cuda.OutOfMemoryError:
+                        torch.cuda.empty_cache()
             record_throughput(Path(args.out), results["cuda"], device_name, stamp[:10])
+    if "compiled" in parts:  # on the CPU: every kind of graph the trainer compiles, eager vs compiled
+        cpu_modes = ["eager", *(m for m in modes if m != "eager")] if len(modes) > 1 else ["eager", "default"]
+        results["compiled"] = []
+        cases = [("resnet8", "cifar_resnet", {"depth": 8, "bottleneck": False}, False),
+                 ("resnet8 feature-cutmix", "cifar_resnet", {"depth": 8, "bottleneck": False}, True)] \
+            if quick else CPU_COMPILE_CASES
+        for label, name, options, feature_mixing in cases:
+            results["compiled"] += bench_training(
+                name, 100, 32, 8 if quick else 64, 2 if quick else 5, cpu_modes, "cpu", options, feature_mixing,
+                backend="eager" if quick else "inductor", official=False, min_run_time=0.1 if quick else 5.0,
+                label=label)
     path = write_report(Path(args.out), results, stamp, device_name)
     print(path.read_text())
     print(f"written to {path}")

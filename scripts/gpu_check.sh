@@ -1,41 +1,114 @@
 #!/usr/bin/env bash
-# GPU check: one self-contained command for a machine with a CUDA GPU and no network access,
-# where torch, torchvision, timm and tensorboard are installed and Hydra may be missing.
-# It runs every benchmark (the CUDA ones included: PyramidNet-200 and ResNet-50 training
-# throughput, ours vs an official-style fp32 loop, TFLOP/s, projected 300-epoch time) and a
-# short training run on synthetic data with bf16 AMP, channels_last and torch.compile.
-# Budget: well under 10 minutes on an H100 (compilation is most of it).
+# GPU check for a machine with a CUDA GPU and no network, where torch, torchvision, timm and tensorboard
+# are installed and Hydra is missing. Prepare its wheels once, where pip works:
 #
-# Prepare wheels once, where pip works (see the device tool's README):
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#     --platform manylinux2014_x86_64 -d .whl hydra-core omegaconf antlr4-python3-runtime==4.9.3 PyYAML tqdm
-# Then on the GPU machine:  bash scripts/gpu_check.sh [OUT_DIR]   (default results/bench)
+#   bash scripts/gpu_wheels.sh          # → .whl/ (hydra-core, omegaconf, antlr4 built from its source, ...)
+#
+# then, on the GPU machine, carrying .whl (the device tool: run(carry=[".whl"])), one part per call:
+#
+#   bash scripts/gpu_check.sh setup     # Hydra from .whl/, the GPU's name, a CUDA smoke test       (~1 min)
+#   bash scripts/gpu_check.sh eager     # benchmarks: mixing op on CUDA, PyramidNet-200 and
+#                                       # ResNet-50 steady-state img/s eager vs official fp32 loop   (~3 min)
+#   bash scripts/gpu_check.sh compiled  # PyramidNet-200: torch.compile default                    (compile-bound)
+#   bash scripts/gpu_check.sh graphs    # PyramidNet-200: reduce-overhead (CUDA graphs)            (compile-bound)
+#   bash scripts/gpu_check.sh train     # 3 epochs of the real trainer, bf16 + channels_last + compile on
+#                                       # synthetic data: steady img/s, no recompilation after epoch 1
+#   bash scripts/gpu_check.sh all       # all of the above in turn (no per-call time limit)
+#
+# Every part is rerunnable (the training run overwrites its own folder). Inductor's cache lives in
+# .cache/inductor (git-ignored): a later part on the same machine reuses what an earlier one compiled,
+# and the compile parts run with a time limit (GPU_CHECK_LIMIT seconds, default 480) so that a cold
+# cache cannot take a whole 10-minute call without a word. Dynamo hitting its recompile limit is an
+# error (engine/compiled.py), so a run never passes by silently falling back to eager.
+# Results: OUT_DIR (default results/bench): the bench report and throughput.json, gpu_check_run/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-${OUT:-results/bench}}
-mkdir -p "$OUT"
-if ! python3 -c "import hydra, omegaconf, tqdm" 2>/dev/null; then
-    if compgen -G ".whl/*.whl" > /dev/null; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-    else
-        echo "error: hydra-core/omegaconf/tqdm are missing and .whl/ holds no wheels to install them from" >&2
+PART=${1:-all}
+OUT=${2:-${OUT:-results/bench}}
+LIMIT=${GPU_CHECK_LIMIT:-480}
+case "$PART" in
+    setup|eager|compiled|graphs|train|all) ;;
+    *) echo "error: part '$PART' is not one of setup, eager, compiled, graphs, train, all" >&2; exit 2 ;;
+esac
+mkdir -p "$OUT" .cache/inductor
+export TORCHINDUCTOR_CACHE_DIR=$PWD/.cache/inductor PYTHONUNBUFFERED=1
+
+ensure_hydra() {
+    if python3 -c "import hydra, omegaconf, tqdm" 2>/dev/null; then
+        return
+    fi
+    if ! compgen -G ".whl/*.whl" > /dev/null; then
+        echo "error: hydra-core/omegaconf are missing and .whl/ holds no wheels: run bash scripts/gpu_wheels.sh" \
+             "where pip works and carry .whl" >&2
         exit 2
     fi
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+    if [ ! -f .cache/site/.installed ] || [ .whl -nt .cache/site/.installed ]; then
+        rm -rf .cache/site
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .cache/site .whl/*.whl
+        touch .cache/site/.installed
+    fi
+    export PYTHONPATH=$PWD/.cache/site${PYTHONPATH:+:$PYTHONPATH}
+    python3 -c "import hydra, omegaconf, tqdm" || { echo "error: Hydra does not import from .cache/site" >&2; exit 2; }
+}
 
-COMPILE=${GPU_CHECK_COMPILE:-1}
-python3 -m cutmix_repro.bench --out "$OUT" ${COMPILE:+$( [ "$COMPILE" = 1 ] && echo --compile )}
-python3 -m cutmix_repro.train dataset=synthetic dataset.train_size=4096 dataset.test_size=1000 \
-    dataset.num_classes=100 model=pyramidnet110 regularizer=cutmix trainer.epochs=2 trainer.batch_size=64 \
-    trainer.device=cuda trainer.amp=bf16 trainer.channels_last=true trainer.compile=true \
-    trainer.progress=false hydra.run.dir="$OUT/gpu_check_run"
-python3 - "$OUT/gpu_check_run/results.json" <<'PY'
+ensure_hydra
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+python3 - <<'PY'
+import torch
+assert torch.cuda.is_available(), "no CUDA device"
+print(f"{torch.cuda.get_device_name(0)} | torch {torch.__version__} | CUDA {torch.version.cuda}")
+PY
+
+bench() {  # the bench's own arguments; killed (exit 124) past the limit
+    timeout "$LIMIT" python3 -m cutmix_repro.bench --out "$OUT" "$@"
+}
+
+part_setup() {
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+    python3 - <<'PY'
+import hydra, torch
+from cutmix_repro.config import compose
+from cutmix_repro.models import create_model
+from cutmix_repro.regularizers import CutMix, mixed_cross_entropy
+
+cfg = compose(["+experiment=cifar100_pyramidnet"])
+model = create_model("pyramidnet200", 100).cuda()
+x, y = torch.randn(8, 3, 32, 32, device="cuda"), torch.randint(0, 100, (8,), device="cuda")
+batch = CutMix(capturable=True)(x, y)
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    logits = model(batch.inputs)
+loss = mixed_cross_entropy(logits, batch)
+loss.backward()
+assert logits.dtype == torch.float32 and torch.isfinite(loss), (logits.dtype, loss)
+print(f"setup ok: hydra {hydra.__version__}, {cfg.model._target_}, one bf16 step of PyramidNet-200, loss {loss.item():.3f}")
+PY
+}
+
+part_eager() { bench --only mixing,cuda --modes eager; }
+part_compiled() { bench --only cuda --cuda-models pyramidnet200 --modes default; }
+part_graphs() { bench --only cuda --cuda-models pyramidnet200 --modes reduce-overhead; }
+
+part_train() {
+    timeout "$LIMIT" python3 -m cutmix_repro.train dataset=synthetic dataset.train_size=8192 dataset.test_size=1000 \
+        dataset.num_classes=100 model=pyramidnet110 regularizer=cutmix trainer.epochs=3 trainer.batch_size=64 \
+        trainer.device=cuda trainer.amp=bf16 trainer.channels_last=true trainer.compile=true \
+        trainer.progress=false trainer.overwrite=true hydra.run.dir="$OUT/gpu_check_run"
+    python3 - "$OUT/gpu_check_run/results.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["status"] == "finished" and r["amp"] == "torch.bfloat16" and r["compile"] and r["channels_last"], r
-print(f"gpu check training run: {r['images_per_s']:.0f} img/s, last top-1 error {r['last_top1_err']:.2f}%")
+assert r["status"] == "finished" and r["amp"] == "torch.bfloat16" and r["compiled"] == "model" and r["channels_last"], r
+history = r["history"]
+graphs = [h["compiled_graphs"] for h in history]
+assert graphs[1:] == graphs[:1] * (len(graphs) - 1), f"recompiled after the first epoch: graphs per epoch {graphs}"
+assert all(h["graph_breaks"] == 0 for h in history), [h["graph_breaks"] for h in history]
+print(f"gpu check training run on {r['machine'].get('gpu')}: steady {r['steady_images_per_s']:.0f} img/s "
+      f"(first epoch, with compilation: {history[0]['images_per_s']:.0f} img/s), {graphs[0]} graphs, "
+      f"last top-1 error {r['last_top1_err']:.2f}%")
 PY
+}
+
+if [ "$PART" = all ]; then
+    for p in setup eager compiled graphs train; do echo "== $p"; "part_$p"; done
+else
+    "part_$PART"
+fi

@@ -19,10 +19,12 @@ def test_bench_quick_writes_a_report_with_every_section(tmp_path):
     reports = list(tmp_path.glob("*.md"))
     assert len(reports) == 1
     text = reports[0].read_text()
-    for heading in ("Mixing op", "CIFAR input pipeline", "Trainer overhead", "CUDA training throughput"):
+    for heading in ("Mixing op", "CIFAR input pipeline", "Trainer overhead", "CUDA training throughput",
+                    "Eager vs compiled training step"):
         assert heading in text
     assert "torch" in text and "Machine" in text and text.startswith("# Benchmarks, 20")
     assert "ours / timm" in text and "speed-up" in text
+    assert "| resnet8 | 8 | default |" in text and "| resnet8 feature-cutmix | 8 | default |" in text
 
 
 def test_pyramidnet200_costs_nine_gflop_per_image_forward():
@@ -32,3 +34,36 @@ def test_pyramidnet200_costs_nine_gflop_per_image_forward():
 
 def test_gpu_check_script_is_valid_bash():
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "gpu_check.sh")]).returncode == 0
+
+
+def test_gpu_hour_estimates_use_the_fastest_gpu_measurement_of_the_model(tmp_path):
+    import json
+
+    from cutmix_repro.reproduce import measured_throughput
+
+    path = tmp_path / "throughput.json"
+    rows = [{"model": "pyramidnet200", "data": "cifar", "device": "NVIDIA H100", "images_per_s": 2000.0,
+             "mode": "eager"},
+            {"model": "pyramidnet200", "data": "cifar", "device": "NVIDIA H100", "images_per_s": 4000.0,
+             "mode": "reduce-overhead"},
+            {"model": "pyramidnet200", "data": "cifar", "device": "cpu", "images_per_s": 9e9, "mode": "default"},
+            {"model": "resnet50", "data": "imagenet", "device": "NVIDIA H100", "images_per_s": 3000.0, "mode": "eager"}]
+    path.write_text(json.dumps(rows))
+    assert measured_throughput("pyramidnet200", "cifar100", path)["mode"] == "reduce-overhead"
+    assert measured_throughput("resnet50", "imagenet", path)["images_per_s"] == 3000.0
+    assert measured_throughput("resnet50", "cifar10", path) is None
+
+
+def test_gpu_check_training_overrides_are_valid_config_keys():
+    """The GPU check's training run composes (its keys exist) before any GPU is needed for it."""
+    import shlex
+
+    from cutmix_repro.config import compose
+
+    script = (ROOT / "scripts" / "gpu_check.sh").read_text().replace("\\\n", " ")
+    line = next(ln for ln in script.splitlines() if "-m cutmix_repro.train" in ln)
+    args = shlex.split(line.split("-m cutmix_repro.train", 1)[1])
+    overrides = [a for a in args if "=" in a and not a.startswith("hydra.")]
+    assert {"trainer.compile=true", "trainer.amp=bf16"} <= set(overrides)
+    cfg = compose(overrides)
+    assert cfg.trainer.compile and cfg.trainer.epochs >= 3  # steady state: the epochs after the first
