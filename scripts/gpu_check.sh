@@ -11,6 +11,7 @@
 #                                       # ResNet-50 steady-state img/s eager vs official fp32 loop   (~3 min)
 #   bash scripts/gpu_check.sh compiled  # PyramidNet-200: torch.compile default                    (compile-bound)
 #   bash scripts/gpu_check.sh graphs    # PyramidNet-200: reduce-overhead (CUDA graphs)            (compile-bound)
+#   bash scripts/gpu_check.sh decode    # ImageNet JPEGs decoded (nvJPEG) + augmented on the GPU, img/s
 #   bash scripts/gpu_check.sh train     # 3 epochs of the real trainer, bf16 + channels_last + compile on
 #                                       # synthetic data: steady img/s, no recompilation after epoch 1
 #   bash scripts/gpu_check.sh all       # all of the above in turn (no per-call time limit)
@@ -27,8 +28,8 @@ PART=${1:-all}
 OUT=${2:-${OUT:-results/bench}}
 LIMIT=${GPU_CHECK_LIMIT:-480}
 case "$PART" in
-    setup|eager|compiled|graphs|train|all) ;;
-    *) echo "error: part '$PART' is not one of setup, eager, compiled, graphs, train, all" >&2; exit 2 ;;
+    setup|eager|compiled|graphs|decode|train|all) ;;
+    *) echo "error: part '$PART' is not one of setup, eager, compiled, graphs, decode, train, all" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT" .cache/inductor
 export TORCHINDUCTOR_CACHE_DIR=$PWD/.cache/inductor PYTHONUNBUFFERED=1
@@ -87,6 +88,7 @@ PY
 part_eager() { bench --only mixing,cuda --modes eager; }
 part_compiled() { bench --only cuda --cuda-models pyramidnet200 --modes default; }
 part_graphs() { bench --only cuda --cuda-models pyramidnet200 --modes reduce-overhead; }
+part_decode() { bench --only decoding; }
 
 part_train() {
     timeout "$LIMIT" python3 -m cutmix_repro.train dataset=synthetic dataset.train_size=8192 dataset.test_size=1000 \
@@ -108,7 +110,7 @@ PY
 }
 
 if [ "$PART" = all ]; then
-    for p in setup eager compiled graphs train; do echo "== $p"; "part_$p"; done
+    for p in setup eager compiled graphs decode train; do echo "== $p"; "part_$p"; done
 else
     "part_$PART"
 fi
