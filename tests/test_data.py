@@ -167,11 +167,12 @@ def test_imagenet_empty_class_folder_is_one_clear_error(tmp_path):
         small_imagenet(tmp_path)
 
 
+@pytest.mark.parametrize("pipeline", ["pil", "device"])  # decoded in a worker, or on the device
 @pytest.mark.parametrize("workers", [0, 2])
-def test_an_unreadable_image_is_named_by_the_main_process(tmp_path, workers):
+def test_an_unreadable_image_is_named_by_the_main_process(tmp_path, workers, pipeline):
     write_imagefolder(tmp_path, classes=2, train_per_class=3, val_per_class=2)
     (tmp_path / "train" / "n00000001" / "broken.JPEG").write_text("not a jpeg")
-    data = small_imagenet(tmp_path, num_workers=workers, batch_size=7)
+    data = small_imagenet(tmp_path, num_workers=workers, batch_size=7, pipeline=pipeline)
     with pytest.raises(DataError, match=r"^dataset\.root: .*n00000001/broken\.JPEG is not a readable image"):
         list(data.train)
     assert len(list(data.val)) == 1, "the other split is unaffected"

@@ -222,15 +222,6 @@ def test_ddp_ranks_decode_disjoint_shards(folder):
     assert not set(seen[0]) & set(seen[1]) and len(seen[0]) == len(seen[1]) == 9
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_device_pipeline_names_a_corrupt_file(tmp_path, workers):
-    write_imagefolder(tmp_path, classes=2, train_per_class=3, val_per_class=2)
-    (tmp_path / "train" / "n00000001" / "broken.JPEG").write_text("not a jpeg")
-    data = _device_imagenet(tmp_path, num_workers=workers, batch_size=7)
-    with pytest.raises(DataError, match=r"^dataset\.root: .*n00000001/broken\.JPEG is not a readable image"):
-        list(data.train)
-
-
 def test_pipeline_is_chosen_by_device_and_checked(folder):
     assert compose(["dataset=imagenet"]).dataset.pipeline == "auto"
     assert not isinstance(_device_imagenet(folder, pipeline="auto").train, DecodedLoader), "PIL on the CPU"
