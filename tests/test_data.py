@@ -146,7 +146,7 @@ def test_an_archive_placed_by_hand_is_extracted_instead_of_downloaded(tmp_path, 
 
 def small_imagenet(root, **overrides):
     return imagenet(str(root), **{"image_size": 32, "resize": 36, "num_workers": 0, "prefetch_factor": 2,
-                                  "batch_size": 4, **overrides})
+                                  "pipeline": "pil", "batch_size": 4, **overrides})
 
 
 def test_imagenet_folder_loads_batches_of_the_crop_size(tmp_path):

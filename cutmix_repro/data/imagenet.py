@@ -59,7 +59,7 @@ def imagenet(
     resize: int,
     num_workers: int | str,
     prefetch_factor: int,
-    pipeline: str = "auto",
+    pipeline: str,
     **batching,
 ) -> DataBundle:
     """``batching``: the fields of ``Batching``; evaluation batches are as large as training ones."""
