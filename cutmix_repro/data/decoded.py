@@ -51,7 +51,7 @@ class EncodedFolder(datasets.ImageFolder):
     """An ImageFolder whose samples are (encoded bytes, label, index): the worker reads, nothing more."""
 
     def __init__(self, root: str):
-        super().__init__(root, loader=read_bytes, allow_empty=False)
+        super().__init__(root, allow_empty=False)  # lists the files; nothing is opened here
 
     def __getitem__(self, index: int):
         path, target = self.samples[index]

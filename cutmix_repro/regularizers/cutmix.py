@@ -166,7 +166,7 @@ class CutMix:
         perm = torch.randperm(n, device=dev)
         cut_h, cut_w = self._device_sides(lam, height, width)
         cy, cx = self._device_center((), height, width, dev)
-        return self._paste(x, y, perm, lam, cut_h, cut_w, cy, cx, mixed, batch_shape=())
+        return self._paste(x, y, perm, lam, cut_h, cut_w, cy, cx, mixed)
 
     def _mix_elem(self, x: Tensor, y: Tensor) -> MixedBatch:
         """Per-sample decision, λ, box and partner; every draw is made on the batch's device."""
@@ -177,7 +177,7 @@ class CutMix:
         cut_h, cut_w = self._device_sides(lam, height, width)
         cy, cx = self._device_center((n,), height, width, dev)
         perm = torch.randperm(n, device=dev)
-        out = self._paste(x, y, perm, lam, cut_h, cut_w, cy, cx, mixed, batch_shape=(n,))
+        out = self._paste(x, y, perm, lam, cut_h, cut_w, cy, cx, mixed)
         out.lam = out.lam.float()
         return out
 
@@ -200,9 +200,10 @@ class CutMix:
         return cy, cx
 
     def _paste(self, x: Tensor, y: Tensor, perm: Tensor, lam: Tensor, cut_h: Tensor, cut_w: Tensor, cy: Tensor,
-               cx: Tensor, mixed: Tensor | None, batch_shape: tuple[int, ...]) -> MixedBatch:
+               cx: Tensor, mixed: Tensor | None) -> MixedBatch:
         """Paste each box (corners as ``clip_box``; an empty box where ``mixed`` is False) from the
-        partner ``x[perm]``; λ from the area as ``__call__`` (float64), 1 where unmixed."""
+        partner ``x[perm]``; λ from the area as ``__call__`` (float64), 1 where unmixed. The corners are
+        0-dim (one box for the batch) or (N,) tensors (one per sample)."""
         height, width = x.shape[-2:]
         y1, y2 = (cy - cut_h // 2).clamp(0, height), (cy + cut_h // 2).clamp(0, height)
         x1, x2 = (cx - cut_w // 2).clamp(0, width), (cx + cut_w // 2).clamp(0, width)
@@ -214,10 +215,9 @@ class CutMix:
             lam = 1.0 - ((y2 - y1) * (x2 - x1)).double() / (height * width)
         if mixed is not None:
             lam = torch.where(mixed, lam, torch.ones_like(lam))
-        k = batch_shape[0] if batch_shape else 1
         rows = torch.arange(height, device=x.device).view(1, height, 1)
         cols = torch.arange(width, device=x.device).view(1, 1, width)
-        y1, y2, x1, x2 = (t.view(k, 1, 1) for t in (y1, y2, x1, x2))
+        y1, y2, x1, x2 = (t.reshape(-1, 1, 1) for t in (y1, y2, x1, x2))
         mask = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
         out = torch.where(mask.unsqueeze(1), x[perm], x)
         return MixedBatch(out, y, y[perm], self._label_lam(lam))
