@@ -20,7 +20,8 @@ FAST = ["trainer.progress=false", "trainer.device=cpu"]
 
 
 def train_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    threads = os.environ.get("CUTMIX_TEST_THREADS", "2")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": threads, "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", "cutmix_repro.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

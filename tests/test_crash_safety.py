@@ -24,7 +24,7 @@ ARGS = ["dataset=synthetic", "dataset.train_size=384", "dataset.test_size=64", "
 
 
 def start(run, extra=()):
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": os.environ.get("CUTMIX_TEST_THREADS", "2")}
     return subprocess.Popen([sys.executable, "-m", "cutmix_repro.train", *ARGS, *extra, f"hydra.run.dir={run}"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

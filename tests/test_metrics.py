@@ -11,13 +11,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from helpers import results
+from scripted import planned
 
 from cutmix_repro import report
-from cutmix_repro.config import build, compose
 from cutmix_repro.engine import records as R
 from cutmix_repro.engine.metrics import Meter, topk_correct
 from cutmix_repro.engine.trainer import StepOptions, evaluate
-from cutmix_repro.models import create_model
 
 CPU = torch.device("cpu")
 
@@ -107,19 +106,24 @@ def test_the_best_epoch_has_the_lowest_top1_and_the_latest_wins_a_tie():
 
 
 def _evaluate_checkpoint(run_dir, name):
-    state = torch.load(run_dir / name, weights_only=True)
-    model = create_model("cifar_resnet", num_classes=10, depth=8, bottleneck=False)
-    model.load_state_dict(state["model"])
-    cfg = compose(["dataset=synthetic", "dataset.train_size=96", "dataset.test_size=48"])
-    data = build(cfg.dataset, "dataset", batch_size=16)
-    return state, evaluate(model, data.val, StepOptions(device=CPU))
+    from cutmix_repro.saved import load_run
+
+    run = load_run(run_dir, name)
+    state = torch.load(run.checkpoint, weights_only=True)
+    return state, evaluate(run.model, run.data(batch_size=16).val, StepOptions(device=CPU))
+
+
+def test_the_fixtures_history_goes_down_and_up_by_construction(finished_run):
+    run_dir, res = finished_run
+    errors = [(h[R.VAL_TOP1], h[R.VAL_TOP5]) for h in res["history"]]
+    assert errors == [pytest.approx(planned(epoch)) for epoch in (1, 2, 3, 4)]
+    assert errors[3][0] > errors[2][0] and min(e[1] for e in errors) < errors[2][1], "the premise of the tests below"
 
 
 def test_best_pt_and_last_pt_give_the_reported_best_and_last_errors(finished_run):
     run_dir, res = finished_run
-    errors = [(h[R.VAL_TOP1], h[R.VAL_TOP5]) for h in res["history"]]
-    assert res[R.BEST_EPOCH] == 3 and len(errors) == 4, errors  # the fixture's history goes down and up
-    assert errors[3][0] > errors[2][0] and min(e[1] for e in errors) < res[R.BEST_TOP5]
+    assert res[R.BEST_EPOCH] == 3 and (res[R.BEST_TOP1], res[R.BEST_TOP5]) == pytest.approx(planned(3))
+    assert (res[R.LAST_TOP1], res[R.LAST_TOP5]) == pytest.approx(planned(4))
     best_state, best = _evaluate_checkpoint(run_dir, "best.pt")
     last_state, last = _evaluate_checkpoint(run_dir, "last.pt")
     assert best_state["epoch"] == res[R.BEST_EPOCH] and last_state["epoch"] == 4
