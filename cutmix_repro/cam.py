@@ -3,10 +3,12 @@ CVPR 2016), the maps of the CutMix paper's Figure 1 and of its localization resu
 
 For class c, CAM_c(x, y) = Σ_k w_k^c · f_k(x, y): the feature maps f_k that the head pools (after the
 head's layers before the pooling, e.g. PyramidNet's BN-ReLU) weighted by the classifier's row w^c,
-upsampled bilinearly to the input size. The classifier's bias, the same at every position, is left
-out, as in Zhou et al.: the spatial mean of the map plus the bias is the class's logit. Every model of
-the project has a global-average-pooling + linear head (``StagedNet.head_parts``), so Grad-CAM, which
-for such a head gives the same map up to a positive factor, is not needed.
+upsampled bicubically to the input size (as clovaai/wsolevaluation's ``cv2.resize(..., INTER_CUBIC)``,
+which ``F.interpolate(mode="bicubic")`` matches to float rounding, ~5e-7). The classifier's bias, the same
+at every position, is left out, as in Zhou et al.: the spatial mean of the map plus the bias is the
+class's logit. Every model of the project has a global-average-pooling + linear head
+(``StagedNet.head_parts``), so Grad-CAM, which for such a head gives the same map up to a positive
+factor, is not needed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def maps_from_features(features: Tensor, classifier, classes: Tensor, size=None)
         features = features.repeat(repeat, 1, 1, 1)
     maps = torch.einsum("nkhw,nk->nhw", features, classifier.weight.float()[classes])
     if size is not None and maps.shape[-2:] != tuple(size):
-        maps = F.interpolate(maps.unsqueeze(1), size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+        maps = F.interpolate(maps.unsqueeze(1), size=tuple(size), mode="bicubic", align_corners=False)[:, 0]
     return maps
 
 

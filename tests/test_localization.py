@@ -17,7 +17,16 @@ from cutmix_repro.config import compose
 from cutmix_repro.data import cub, imagenet_boxes
 from cutmix_repro.engine import records as R
 from cutmix_repro.errors import ConfigError, DataError
-from cutmix_repro.localization import THRESHOLD, box_iou, boxes_from_maps, largest_region_boxes
+from cutmix_repro.localization import (
+    THRESHOLD,
+    LocalizationMeter,
+    box_iou,
+    boxes_from_maps,
+    largest_region_boxes,
+    level_cutoff,
+    region_labels,
+    score_levels,
+)
 from cutmix_repro.models import StagedNet, create_model
 from cutmix_repro.paper import load_tables
 
@@ -72,12 +81,26 @@ def test_two_blobs_give_the_box_of_the_larger_and_regions_join_diagonally():
     masks[0, 2:5, 3:6] = True
     masks[0, 10:18, 12:27] = True
     masks[1, 0, 0] = masks[1, 1, 1] = masks[1, 2, 2] = True  # 8-connected: one region
+    # ends one past the last row and column (the reference's cv2.boundingRect); an empty mask: 0, 0, 0, 0
     assert largest_region_boxes(masks).tolist() == [[12, 10, 27, 18], [0, 0, 3, 3], [0, 0, 0, 0]]
-    blob = torch.zeros(1, 40, 40)
-    blob[0, 5:10, 5:10], blob[0, 20:35, 20:35], blob[0, 0, 0] = 0.2, 0.1, 1.0
-    boxes = boxes_from_maps(blob, (THRESHOLD, 0.05))  # scaled to [0, 1]: 0.2 passes 0.15, 0.1 does not
-    assert boxes.tolist() == [[[5, 5, 10, 10], [20, 20, 35, 35]]]
     assert FACTS["localization"]["threshold"] == THRESHOLD
+
+
+def test_a_box_touching_the_right_or_bottom_edge_ends_at_w_minus_1_as_the_reference_clips_it():
+    masks = torch.zeros(2, 10, 12, dtype=torch.bool)
+    masks[0, 4:10, 7:12] = True  # reaches the last row and column
+    masks[1, 0:3, 0:2] = True
+    assert largest_region_boxes(masks).tolist() == [[7, 4, 11, 9], [0, 0, 2, 3]]
+
+
+def test_of_two_equal_regions_the_first_in_raster_order_wins_on_either_path():
+    masks = torch.zeros(2, 12, 12, dtype=torch.bool)
+    masks[0, 6:9, 1:4] = True  # 9 pixels, second in raster order
+    masks[0, 1:4, 8:11] = True  # 9 pixels, first in raster order (row 1)
+    masks[1, 1:4, 8:11] = masks[1, 1, 0] = True
+    masks[1, 8:11, 0:3] = True  # equal to the top-right square: the top-right still comes first
+    for method in ("scipy", "torch"):
+        assert largest_region_boxes(masks, method).tolist() == [[8, 1, 11, 4], [8, 1, 11, 4]], method
 
 
 def test_the_gpu_and_cpu_region_finders_agree():
@@ -85,15 +108,43 @@ def test_the_gpu_and_cpu_region_finders_agree():
     smooth = F.interpolate(torch.rand(30, 1, 6, 6), size=(40, 40), mode="bilinear")[:, 0] > 0.55
     noisy = torch.rand(30, 24, 24) > 0.5
     for masks in (smooth, noisy):
+        assert torch.equal(region_labels(masks, "torch"), region_labels(masks, "scipy"))
         assert torch.equal(largest_region_boxes(masks, "torch"), largest_region_boxes(masks, "scipy"))
 
 
-def test_iou_on_hand_made_boxes_and_the_best_true_box_counts():
-    box = torch.tensor([[0, 0, 10, 10]])
-    truth = torch.tensor([[[0, 0, 10, 10], [5, 5, 15, 15], [-1, -1, -1, -1]]])
-    assert box_iou(box, truth)[0].tolist() == pytest.approx([1.0, 25 / 175, -1.0])
+def test_a_map_is_thresholded_on_its_min_max_scaled_8_bit_levels_not_as_a_fraction_of_its_maximum():
+    # levels = ⌊255 · (v − min) / (max − min)⌋; the mask is level > ⌊255 · 0.15⌋ = 38
+    values = torch.tensor([100.0, 110.0, 120.0, 355.0])  # min 100, max 355: levels 0, 10, 20, 255
+    assert score_levels(values.view(1, 1, 4)).tolist() == [[[0, 10, 20, 255]]]
+    assert level_cutoff(THRESHOLD) == 38
+    # as a fraction of the maximum, 120 / 355 = 0.34 would pass 0.15; scaled, it is level 20 and does not
+    assert boxes_from_maps(values.view(1, 1, 4)).tolist() == [[[3, 0, 3, 0]]]
+    edge = torch.tensor([0.0, 38.0, 38.9, 39.0, 255.0]).view(1, 1, 5)  # levels 0, 38, 38, 39, 255
+    levels = score_levels(edge)
+    assert levels.tolist() == [[[0, 38, 38, 39, 255]]], "truncated, not rounded"
+    assert boxes_from_maps(edge).tolist() == [[[3, 0, 4, 0]]], "level 38 is not above 38; 39 is"
+    assert score_levels(torch.full((1, 3, 3), 7.0)).sum() == 0, "a constant map is all zero: no box"
+    nan = torch.ones(1, 3, 3)
+    nan[0, 1, 1] = float("nan")
+    assert score_levels(nan).sum() == 0
+
+
+def test_iou_has_inclusive_ends_and_the_best_true_box_counts():
+    box = torch.tensor([[0, 0, 4, 4]])  # 5 × 5 pixels
+    truth = torch.tensor([[[0, 0, 4, 4], [2, 2, 6, 6], [-1, -1, -1, -1]]])
+    assert box_iou(box, truth)[0].tolist() == pytest.approx([1.0, 9 / 41, -1.0])  # exclusive ends: 4 / 28
     assert box_iou(torch.tensor([[20, 20, 30, 30]]), truth)[0, :2].tolist() == [0.0, 0.0]
-    assert box_iou(torch.tensor([[0, 0, 0, 0]]), truth)[0, 0] == 0.0, "an empty box is never right"
+    assert box_iou(torch.tensor([[0, 0, 0, 0]]), truth)[0, 0] == pytest.approx(1 / 25), "a one-pixel box"
+
+
+def test_an_iou_of_exactly_one_half_is_right():
+    meter = LocalizationMeter("cpu", thresholds=(0.5,))
+    maps = torch.zeros(2, 10, 10)
+    maps[:, 0:10, 0:5] = 1.0  # the box (0, 0, 5, 9): 6 × 10 = 60 pixels
+    truth = torch.tensor([[[0.0, 0.0, 2.0, 9.0]], [[0.0, 0.0, 1.0, 9.0]]])  # 30 pixels: IoU 1/2; 20: IoU 1/3
+    meter.update_maps(maps, maps, torch.tensor([True, True]), truth)
+    m = meter.compute(distributed=False)
+    assert m["gt_known_loc"] == 50.0 and m["top1_loc"] == 50.0 and m["max_box_acc"] == 50.0
 
 
 def test_cub_in_its_published_layout_loads_with_boxes_in_the_test_crop(tmp_path):
@@ -104,8 +155,32 @@ def test_cub_in_its_published_layout_loads_with_boxes_in_the_test_crop(tmp_path)
     images, labels, boxes = next(iter(data.val))
     assert images.shape == (4, 3, 32, 32) and labels.tolist() == [0, 0, 1, 1] and boxes.shape == (4, 1, 4)
     # image 3 of class 0 (a test image): 56×40, box x 5, y 4, w 20, h 12 → resized to 36×36, centre crop 32
-    sx, sy = 36 / 56, 36 / 40
-    assert boxes[0, 0].tolist() == pytest.approx([5 * sx - 2, 4 * sy - 2, 25 * sx - 2, 16 * sy - 2], abs=1e-5)
+    # (offset 2), corners truncated to integers as the reference's resize_bbox
+    assert boxes[0, 0].tolist() == [int(5 * 36 / 56 - 2), int(4 * 36 / 40 - 2), int(25 * 36 / 56 - 2),
+                                    int(16 * 36 / 40 - 2)] == [1, 1, 14, 12]
+
+
+@pytest.mark.parametrize("width, height, box, resize, size, by_hand", [
+    (57, 41, (10, 5, 30, 20), 36, 32, [4, 2, 16, 15]),  # wider than high
+    (40, 63, (0, 30, 40, 63), 36, 32, [0, 15, 32, 32]),  # higher than wide; touching the left, right, bottom
+    (50, 50, (3, 0, 47, 50), 35, 32, [0, 0, 30, 32]),  # odd crop margin (35 − 32 = 3: the crop starts at 2)
+])
+def test_a_true_box_lands_on_its_object_in_the_test_crop(width, height, box, resize, size, by_hand):
+    """Draw the object the box names (x1, y1 one past its last pixel, as CUB's x + width), send the image
+    through the test transform, and find the object again: the mapped box is where it went."""
+    from PIL import Image
+
+    from cutmix_repro.data.wsol import eval_boxes, wsol_eval_transform
+
+    pixels = torch.zeros(height, width, 3, dtype=torch.uint8)
+    x0, y0, x1, y1 = box
+    pixels[y0:y1, x0:x1] = 255
+    image = wsol_eval_transform(size, resize)(Image.fromarray(pixels.numpy()))
+    inside = (image[0] > image[0].min() + 0.5 * (image[0].max() - image[0].min())).nonzero()
+    seen = [inside[:, 1].min(), inside[:, 0].min(), inside[:, 1].max() + 1, inside[:, 0].max() + 1]
+    mapped = eval_boxes(torch.tensor([box], dtype=torch.float32), width, height, size, resize)[0].tolist()
+    assert mapped == by_hand  # x · resize / width − offset, clipped to [0, size], truncated
+    assert mapped == pytest.approx([float(v) for v in seen], abs=1.0), (mapped, seen)
 
 
 @pytest.mark.parametrize("defect, needle", [
@@ -139,8 +214,8 @@ def test_imagenet_validation_boxes_from_the_ilsvrc_xml_files(tmp_path):
                           batch_size=4)
     images, labels, boxes = next(iter(data.val))
     assert boxes.shape == (4, 2, 4) and (boxes >= 0).all(), "two objects an image"
-    width = 47  # the fake images are 47×40: x 1..11 → (x · 36/47 − 2)
-    assert boxes[0, 0, 0].item() == pytest.approx(0.0) and boxes[0, 0, 2].item() == pytest.approx(11 * 36 / width - 2)
+    width = 47  # the fake images are 47×40: x 1..11 → (x · 36/47 − 2) clipped at 0, truncated
+    assert boxes[0, 0, 0].item() == 0.0 and boxes[0, 0, 2].item() == int(11 * 36 / width - 2) == 6
     xml = sorted((tmp_path / "val_boxes").glob("*.xml"))
     kept = xml[0].read_text()
     xml[0].unlink()
@@ -300,29 +375,53 @@ def test_figure1_from_a_run_of_ours_and_from_torchvision_weights(finished_run, t
 
 def test_the_three_augmentations_of_figure1_share_one_lambda_and_one_box():
     a, b = torch.ones(3, 32, 32), -torch.ones(3, 32, 32)
-    (_, mixup, lam_m), (_, cutout, lam_c), (_, cutmix, lam_x) = figure1.augmented_pair(a, b, 0.75)
-    assert lam_m == 0.75 and torch.allclose(mixup, torch.full_like(a, 0.5)) and lam_c == 1.0
+    # λ = 0.6: sides ⌊32·√0.4⌋ = 20, so the pasted share is 400/1024 and CutMix's λ is 0.609, not 0.6
+    (_, mixup, lam_m), (_, cutout, lam_c), (_, cutmix, lam_x) = figure1.augmented_pair(a, b, 0.6)
+    assert lam_m == 0.6 and torch.allclose(mixup, torch.full_like(a, 0.2)) and lam_c == 1.0
     hole, pasted = (cutout == 0).all(0), (cutmix == -1).all(0)
     assert torch.equal(hole, pasted), "Cutout removes exactly what CutMix replaces"
-    assert math.isclose(1 - lam_x, pasted.float().mean().item()) and pasted[16, 16]
+    assert lam_x == pytest.approx(1 - 400 / 1024) and math.isclose(1 - lam_x, pasted.float().mean().item())
+    assert pasted[16, 16] and pasted[6:26, 6:26].all() and pasted.sum() == 400, "the centred 20 × 20 box"
 
 
-def test_top1_localization_needs_the_right_class_and_gt_known_ignores_it():
+def test_figure1s_cam_rows_are_the_maps_of_a_s_class_then_b_s_class():
+    # a hand-built model whose map of class 0 is the image's channel 0 and of class 1 its channel 1; A lights
+    # channel 0 on its left, B channel 1 on its right
+    model = Linear1x1(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    a, b = torch.zeros(3, 16, 16), torch.zeros(3, 16, 16)
+    a[0, :, :3], b[1, :, 14:] = 1.0, 1.0  # outside the centred box (columns 3–13) of λ = 0.5
+    for name, _, _, (cam_a, cam_b) in figure1.panels(model, a, b, (0, 1), lam=0.5):
+        assert cam_a[:, :3].min() > 0.99 and cam_a[:, 3:].abs().max() < 1e-6, name
+        if name == "Mixup":  # B is in the mixed image: its class's map lights B's side
+            assert cam_b[:, 14:].min() > 0.99 and cam_b[:, :14].abs().max() < 1e-6
+    mixup = figure1.panels(model, a, b, (1, 0), lam=0.5)[0]
+    assert mixup[3][0][:, 14:].min() > 0.99, "classes in the other order: the rows swap"
+
+
+def test_top1_localization_needs_the_right_class_and_gt_known_uses_the_true_classs_map():
     from cutmix_repro.localization import LocalizationMeter
 
-    features = torch.zeros(2, 2, 8, 8)
-    features[:, 0, 1:4, 1:4] = 1.0  # class 0's evidence: top left
-    features[0, 1, 5:8, 5:8] = 1.0  # class 1's evidence: bottom right in image 0, top left in image 1
-    features[1, 1, 1:4, 1:4] = 1.0
+    left, right = torch.zeros(8, 8), torch.zeros(8, 8)
+    left[1:4, 1:4], right[4:8, 4:8] = 1.0, 1.0  # the object is top left in every image: box (1, 1, 3, 3)
+    truth = torch.tensor([[[1.0, 1.0, 3.0, 3.0]]] * 3)
+    # image 0: taken for class 1, whose map is elsewhere; its true class's map is on the object
+    # image 1: taken for class 1, whose map is on the object; its true class's map is elsewhere
+    # image 2: the right class, its map on the object
+    predicted_maps, true_maps = torch.stack([right, left, left]), torch.stack([left, right, left])
+    meter = LocalizationMeter("cpu")
+    meter.update_maps(predicted_maps, true_maps, torch.tensor([False, False, True]), truth)
+    m = meter.compute(distributed=False)
+    assert m["top1_loc"] == pytest.approx(100 / 3) and m["gt_known_loc"] == pytest.approx(200 / 3)
+    # through the model's features: the maps are the classifier's rows of the predicted and the true class
+    features = torch.stack([torch.stack([left, right]), torch.stack([right, left])])  # (2 images, 2 channels)
     classifier = torch.nn.Linear(2, 2)
     with torch.no_grad():
         classifier.weight.copy_(torch.eye(2))
-    truth = torch.tensor([[[1.0, 1.0, 4.0, 4.0]], [[1.0, 1.0, 4.0, 4.0]]])  # both images: class 0, top left
-    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])  # image 1 is taken for class 1: its box is right, its class not
     meter = LocalizationMeter("cpu")
-    meter.update(features, classifier, (8, 8), torch.tensor([0, 0]), truth, logits)
-    result = meter.compute(distributed=False)
-    assert result["top1_loc"] == 50.0 and result["gt_known_loc"] == 100.0 and result["max_box_acc"] == 100.0
+    logits = torch.tensor([[0.0, 2.0], [0.0, 2.0]])  # both taken for class 1, both truly class 0
+    meter.update(features, classifier, (8, 8), torch.tensor([0, 0]), truth[:2], logits)
+    m = meter.compute(distributed=False)
+    assert m["top1_loc"] == 0.0 and m["gt_known_loc"] == 50.0, "image 0's class-0 map is on the object"
 
 
 def test_torchvisions_resnet50_weights_fit_the_timm_resnet50_figure1_loads_them_into():

@@ -202,3 +202,47 @@ def test_end_to_end_two_tiny_runs_of_table6_render_their_rows(tmp_path):
         row = next(line for line in table6.splitlines() if line.startswith(f"| {label} |"))
         assert "(n=1)" in row and "| 1 |" in row and "1.7M / 1.73M" in row, row
     assert "None." in (tmp_path / "tables" / "unmatched_runs.md").read_text()
+
+
+def test_steady_images_per_s_leaves_out_every_cold_epoch_of_a_resumed_history():
+    def entry(epoch, speed, cold):
+        return {R.EPOCH: epoch, R.VAL_TOP1: 50.0, R.VAL_TOP5: 10.0, R.IMAGES_PER_S: speed, R.COLD_START: cold}
+
+    # epochs 1 and 4 each started a process (the run was resumed before epoch 4): both pay warm-up
+    history = [entry(1, 10.0, True), entry(2, 100.0, False), entry(3, 110.0, False), entry(4, 20.0, True),
+               entry(5, 120.0, False)]
+    s = R.summarize(history)
+    assert s[R.STEADY_IMAGES_PER_S] == pytest.approx(110.0) and s[R.IMAGES_PER_S] == pytest.approx(72.0)
+    assert R.summarize(history[:1])[R.STEADY_IMAGES_PER_S] is None, "no warm epoch yet"
+
+
+def located(epoch, top1, top1_loc, gt_known, max_box, v2):
+    return {R.EPOCH: epoch, R.VAL_TOP1: top1, R.VAL_TOP5: 5.0, R.IMAGES_PER_S: 1.0, R.VAL_TOP1_LOC: top1_loc,
+            R.VAL_GT_KNOWN_LOC: gt_known, R.VAL_MAX_BOX_ACC: max_box, R.VAL_MAX_BOX_ACC_V2: v2}
+
+
+def test_the_best_localization_numbers_are_those_of_the_best_classification_epoch():
+    # epoch 2 has the lowest top-1 error; epoch 3 localizes best, and epoch 4 is the last
+    history = [located(1, 40.0, 30.0, 40.0, 50.0, 45.0), located(2, 20.0, 41.0, 51.0, 61.0, 56.0),
+               located(3, 25.0, 47.0, 57.0, 67.0, 62.0), located(4, 30.0, 44.0, 54.0, 64.0, 59.0)]
+    s = R.summarize(history)
+    assert s[R.BEST_EPOCH] == 2 and s[R.BEST_TOP1_LOC] == 41.0, "not the best localization (47), nor the last"
+    assert (s[R.LAST_TOP1_LOC], s[R.LAST_GT_KNOWN_LOC], s[R.LAST_MAX_BOX_ACC], s[R.LAST_MAX_BOX_ACC_V2]) == (
+        44.0, 54.0, 64.0, 59.0)
+
+
+def test_table9s_columns_hold_last_best_epoch_gt_known_maxboxacc_and_v2_each_in_its_place(tmp_path):
+    history = [located(1, 20.0, 41.0, 51.0, 61.0, 56.0), located(2, 30.0, 44.0, 54.0, 64.0, 59.0)]
+    run = {**fake_result(["+experiment=cub_resnet50_wsol", "regularizer=cutmix"], 20.0, 30.0), "history": history,
+           **R.summarize(history)}
+    write_runs(tmp_path / "runs", [run])
+    report.generate([str(tmp_path / "runs")], tmp_path / "out", figures=False)
+    table9 = (tmp_path / "out" / "table9.md").read_text().splitlines()
+    header = table9[2].strip("| ").split(" | ")
+    row = next(line for line in table9 if line.startswith("| ResNet-50 + CutMix |")).strip("| ").split(" | ")
+    cub = header.index("CUB200-2011 paper")
+    assert header[cub : cub + 7] == ["CUB200-2011 paper", "ours", "ours best ep.", "Δ", "GT-known", "MaxBoxAcc",
+                                     "MaxBoxAccV2"]
+    assert row[cub : cub + 7] == ["54.81", "44.00 (n=1)", "41.00", f"{44.0 - 54.81:+.2f}", "54.00", "64.00", "59.00"]
+    assert row[cub + 7] == "47.25" and row[cub + 8] == "not run", "ImageNet's cell has no run"
+    assert "IoU ≥ 0.5" in "\n".join(table9) and "wsolevaluation" in "\n".join(table9)

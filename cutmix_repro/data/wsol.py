@@ -45,10 +45,13 @@ def wsol_eval_transform(image_size: int, resize: int) -> T.Compose:
 
 
 def eval_boxes(boxes: Tensor, width: int, height: int, image_size: int, resize: int) -> Tensor:
-    """Boxes (G, 4) in an original image's pixels → in the pixels of its test crop (resize, centre crop)."""
-    scale = torch.tensor([resize / width, resize / height, resize / width, resize / height])
-    offset = (resize - image_size) / 2
-    return (boxes * scale - offset).clamp(0, image_size)
+    """Boxes (G, 4) in an original image's pixels → in the pixels of its test crop (resized to resize ×
+    resize, centre crop image_size): x · resize / width − offset in float64, clipped to [0, image_size],
+    truncated to integers (as clovaai/wsolevaluation's ``resize_bbox``, which resizes without a crop)."""
+    scale = torch.tensor([width, height, width, height], dtype=torch.float64)
+    offset = int(round((resize - image_size) / 2.0))  # where torchvision's CenterCrop starts
+    mapped = boxes.double() * resize / scale - offset
+    return mapped.clamp(0, image_size).trunc().float()
 
 
 def pad_boxes(boxes: list[Tensor]) -> Tensor:

@@ -107,7 +107,8 @@ class RunRecorder:
                 self.writer.add_scalar(tag, summary[name], step)
         self.writer.flush()
         located = (f" | top1_loc {entry[R.VAL_TOP1_LOC]:.2f} gt_known_loc {entry[R.VAL_GT_KNOWN_LOC]:.2f} "
-                   f"max_box_acc {entry[R.VAL_MAX_BOX_ACC]:.2f}" if R.VAL_TOP1_LOC in entry else "")
+                   f"max_box_acc {entry[R.VAL_MAX_BOX_ACC]:.2f} v2 {entry[R.VAL_MAX_BOX_ACC_V2]:.2f}"
+                   if R.VAL_TOP1_LOC in entry else "")
         log.info("epoch %d | lr %.4g | train loss %.4f top1_err %.2f | val top1_err %.2f top5_err %.2f%s | %.0f img/s",
                  step, entry[R.LR], entry[R.TRAIN_LOSS], entry[R.TRAIN_TOP1], entry[R.VAL_TOP1], entry[R.VAL_TOP5],
                  located, entry[R.IMAGES_PER_S])

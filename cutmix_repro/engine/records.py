@@ -24,12 +24,14 @@ TB_IMAGES_S = "tb_images_s"  # seconds the epoch's TensorBoard images took (mixe
 RANK_VAL_TOP1 = "rank_val_top1_err"  # under DDP: every rank's view of the same evaluation
 # On data with object boxes (localization accuracies in percent, higher is better; cutmix_repro.localization).
 VAL_TOP1_LOC, VAL_GT_KNOWN_LOC, VAL_MAX_BOX_ACC = "val_top1_loc", "val_gt_known_loc", "val_max_box_acc"
+VAL_MAX_BOX_ACC_V2 = "val_max_box_acc_v2"
 LOCALIZATION = {"top1_loc": VAL_TOP1_LOC, "gt_known_loc": VAL_GT_KNOWN_LOC, "max_box_acc": VAL_MAX_BOX_ACC,
-                "max_box_acc_threshold": "val_max_box_acc_threshold"}
+                "max_box_acc_threshold": "val_max_box_acc_threshold", "max_box_acc_v2": VAL_MAX_BOX_ACC_V2}
 # The TensorBoard scalar of each history field drawn per epoch.
 TB_TAGS = {TRAIN_LOSS: "train/loss", TRAIN_TOP1: "train/top1_err", VAL_LOSS: "val/loss", VAL_TOP1: "val/top1_err",
            VAL_TOP5: "val/top5_err", LR: "lr", IMAGES_PER_S: "train/images_per_s", VAL_TOP1_LOC: "val/top1_loc",
-           VAL_GT_KNOWN_LOC: "val/gt_known_loc", VAL_MAX_BOX_ACC: "val/max_box_acc", COMPILED_GRAPHS: "compile/graphs",
+           VAL_GT_KNOWN_LOC: "val/gt_known_loc", VAL_MAX_BOX_ACC: "val/max_box_acc",
+           VAL_MAX_BOX_ACC_V2: "val/max_box_acc_v2", COMPILED_GRAPHS: "compile/graphs",
            GRAPH_BREAKS: "compile/graph_breaks"}
 # Drawn from the run's summary after each epoch: the steady-state throughput so far.
 TB_SUMMARY_TAGS = {STEADY_IMAGES_PER_S: "train/steady_images_per_s"}
@@ -42,6 +44,7 @@ LAST_TOP1, LAST_TOP5 = "last_top1_err", "last_top5_err"
 # Localization: the last epoch's, and the best epoch's (the same best epoch, lowest top-1 error).
 LAST_TOP1_LOC, BEST_TOP1_LOC = "last_top1_loc", "best_top1_loc"
 LAST_GT_KNOWN_LOC, LAST_MAX_BOX_ACC = "last_gt_known_loc", "last_max_box_acc"
+LAST_MAX_BOX_ACC_V2 = "last_max_box_acc_v2"
 STATUS, EPOCHS_DONE = "status", "epochs_done"
 RUNNING, FINISHED, INTERRUPTED, DIVERGED = "running", "finished", "interrupted", "diverged"
 
@@ -69,7 +72,8 @@ def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if VAL_TOP1_LOC in last:
         summary.update({LAST_TOP1_LOC: last[VAL_TOP1_LOC], BEST_TOP1_LOC: best[VAL_TOP1_LOC],
-                        LAST_GT_KNOWN_LOC: last[VAL_GT_KNOWN_LOC], LAST_MAX_BOX_ACC: last[VAL_MAX_BOX_ACC]})
+                        LAST_GT_KNOWN_LOC: last[VAL_GT_KNOWN_LOC], LAST_MAX_BOX_ACC: last[VAL_MAX_BOX_ACC],
+                        LAST_MAX_BOX_ACC_V2: last.get(VAL_MAX_BOX_ACC_V2)})
     return summary
 
 
