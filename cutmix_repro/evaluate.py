@@ -124,9 +124,10 @@ def run_suites(model, data, suites: list[str], args, device: torch.device) -> di
 def in_between(model, data, pairs: int, height: int, device) -> dict[str, Any]:
     from .evaluation import occlusion
 
-    a, b = occlusion.in_between_pairs(data.val.labels, pairs)
-    if len(a) == 0:
-        raise DataError("dataset", problem="the test set has a single class: no in-between pairs")
+    try:
+        a, b = occlusion.in_between_pairs(data.val.labels, pairs)
+    except ValueError as err:
+        raise DataError("dataset", problem=str(err)) from None
     lams = [round(0.1 * i, 1) for i in range(11)]
     sides = [round(height * i / 8) for i in range(9)]
     mixup, cutmix, cut_lams = torch.zeros(len(lams)), torch.zeros(len(sides)), []

@@ -75,14 +75,19 @@ def draw(path: Path, a: Tensor, b: Tensor, names: tuple[str, str], rows: list, m
     return path
 
 
-def figure1(model, a: Tensor, b: Tensor, classes: tuple[int, int], names: tuple[str, str], mean, std,
-            out: Path, lam: float = 0.5) -> Path:
+def panels(model, a: Tensor, b: Tensor, classes: tuple[int, int], lam: float = 0.5) -> list:
+    """(augmentation, augmented image, its λ, [CAM of ``classes[0]`` (A's class), CAM of ``classes[1]`` (B's)])
+    for Mixup, Cutout and CutMix; each CAM min-max scaled to [0, 1]."""
     rows = []
     for name, image, shown_lam in augmented_pair(a, b, lam):
-        batch = torch.stack([image, image])
-        cams = normalize_maps(class_activation_maps(model, batch, torch.tensor(classes)))
+        cams = normalize_maps(class_activation_maps(model, torch.stack([image, image]), torch.tensor(classes)))
         rows.append((name, image, shown_lam, list(cams)))
-    return draw(out, a, b, names, rows, mean, std)
+    return rows
+
+
+def figure1(model, a: Tensor, b: Tensor, classes: tuple[int, int], names: tuple[str, str], mean, std,
+            out: Path, lam: float = 0.5) -> Path:
+    return draw(out, a, b, names, panels(model, a, b, classes, lam), mean, std)
 
 
 def torchvision_resnet50(weights: str | None):

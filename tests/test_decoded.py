@@ -5,6 +5,7 @@ within a stated pixel error of PIL's, and the loader keeps the order, shards and
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import math
@@ -143,6 +144,12 @@ def test_train_batch_crops_flips_and_normalises_the_decoded_pixels():
     second = TF.resize(image, [32, 32], antialias=True).flip(-1).float() / 255
     assert torch.allclose(out[0], (first - mean) / std, atol=1e-5)
     assert torch.allclose(out[1], (second - mean) / std, atol=1e-5)
+    # lighting before the normalisation, as the official Compose([..., ToTensor(), Lighting(0.1), normalize])
+    alpha = torch.tensor([[0.2, -0.1, 0.15], [0.0, 0.0, 0.0]])
+    lit = train_batch([image, image], dataclasses.replace(draws, lighting=alpha), size=32)
+    shifted = lighting(first.unsqueeze(0), alpha[:1])[0]
+    assert not torch.allclose(shifted, first, atol=1e-3), "the draw changes the image"
+    assert torch.allclose(lit[0], (shifted - mean) / std, atol=1e-5)
 
 
 # In normalised units (÷ std ≈ 0.225): a few pixels one uint8 level apart (rounding), none more (measured on

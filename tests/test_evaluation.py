@@ -203,7 +203,7 @@ def test_the_report_puts_our_evaluations_beside_tables_11_and_12(tmp_path):
          "occlusion": {"sizes": [0, 112, 224], "centre_top1_err": [21, 40, 99], "boundary_top1_err": [99, 50, 21]},
          "in-between": {"mixup": {"lam": [0, 1], "neither_err": [5, 5]},
                         "cutmix": {"lam": [1, 0], "neither_err": [4, 4]}}},
-        {"clean": {"top1_err": 24.0}, "fgsm": {"eps": [0.01, 8 / 255], "top1_acc": [20.0, 8.0]}},
+        {"clean": {"top1_err": 24.0}, "fgsm": {"eps": [0.01, 8 / 255, 16 / 255], "top1_acc": [20.0, 8.0, 3.0]}},
         {"ood": {"sets": sets, "mean": sets["uniform"]}},
     ]
     for i, e in enumerate(evaluations):
@@ -234,3 +234,140 @@ def test_noise_sets_are_odins():
     assert 0 <= uniform.min() and uniform.max() <= 1 and abs(uniform.mean().item() - 0.5) < 0.01
     assert 0 <= gaussian.min() and gaussian.max() <= 1 and (gaussian == 0).float().mean() > 0.25, "N(0.5, 1) clipped"
     assert Image  # imported for fakedata's JPEGs
+
+
+# --- the suites on constructed data, where the right answer and a plausible wrong one differ ------------------
+MEAN, STD = (0.3, 0.4, 0.5), (0.2, 0.25, 0.3)  # not 0.5 / 0.5: pixel and normalised units differ
+
+
+def bundle(images: torch.Tensor, labels: torch.Tensor, mean=MEAN, std=STD):
+    """A data set of these uint8 test images (the training split is the same images)."""
+    from cutmix_repro.data.loaders import tensor_bundle
+
+    return tensor_bundle("constructed", (images, labels, images, labels), int(labels.max()) + 1, mean, std,
+                         padding=0, hflip=False, batch_size=64)
+
+
+def suite_args(**changes):
+    import argparse
+
+    defaults = dict(eps=[8 / 255], occlusion_sizes=None, pairs=100, ood=[], ood_crop=[], noise_count=50,
+                    batch_size=64)
+    return argparse.Namespace(**{**defaults, **changes})
+
+
+class MeanBrightness(torch.nn.Module):
+    """Class 0 when the image's mean pixel (in [0, 1], the normalisation undone inside) is above 0.5."""
+
+    def forward(self, x):
+        pixels = x * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
+        margin = pixels.mean((1, 2, 3)) - 0.5
+        return 50 * torch.stack([margin, -margin], 1)
+
+
+def test_fgsm_moves_each_pixel_by_eps_in_pixel_units_with_the_normalisation_inside_the_model():
+    # grey images of class 0, brighter than 0.5 by 1.5, 3.5, 5.5, 9.5 and 20.5 levels of 1/255: FGSM darkens every
+    # pixel by ε, so at ε = 8/255 the first three flip and 40% stay right, at 4/255 60%. (An attack in normalised
+    # units would move pixels by ε·std, about ε/4: 80% and 100% right.)
+    levels = torch.tensor([129, 131, 133, 137, 148], dtype=torch.uint8)
+    images = levels.view(-1, 1, 1, 1).expand(-1, 3, 8, 8).clone()
+    data = bundle(images, torch.zeros(5, dtype=torch.long))
+    out = evaluate.run_suites(MeanBrightness(), data, ["fgsm"], suite_args(eps=[0, 4 / 255, 8 / 255]),
+                              torch.device("cpu"))
+    assert out["fgsm"]["top1_acc"] == pytest.approx([100.0, 60.0, 40.0])
+
+
+def test_pixels_are_the_data_sets_own_and_the_pixel_model_normalises_inside():
+    from cutmix_repro.evaluation.pixels import PixelModel
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (16, 3, 8, 8), generator=g, dtype=torch.uint8)
+    data = bundle(images, torch.arange(16) % 2)
+    normalised, _ = next(iter(data.val))
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 64, 2))
+    pixel = PixelModel(linear, MEAN, STD)
+    assert torch.equal(pixel.to_pixels(normalised), images.float() / 255), "the stored pixels, bit for bit"
+    x = images.float() / 255
+    by_hand = linear((x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1))
+    assert torch.allclose(pixel(x), by_hand, atol=1e-6)
+
+
+def test_fgsm_suite_equals_an_independent_fgsm_on_the_stored_pixels():
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (64, 3, 4, 4), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 3, (64,), generator=g)
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 3))
+    out = evaluate.run_suites(linear, bundle(images, labels), ["fgsm"], suite_args(), torch.device("cpu"))
+    x = (images.float() / 255).requires_grad_(True)
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    F.cross_entropy(linear((x - mean) / std), labels).backward()
+    attacked = (x + 8 / 255 * x.grad.sign()).clamp(0, 1).detach()
+    expected = (linear((attacked - mean) / std).argmax(1) == labels).float().mean() * 100
+    assert out["fgsm"]["top1_acc"][0] == pytest.approx(float(expected))
+
+
+def test_in_between_counts_only_predictions_of_neither_class_and_draws_the_pairs_asked_for():
+    logits = torch.eye(4)[torch.tensor([0, 1, 2, 3])]  # predictions 0, 1, 2, 3
+    ya, yb = torch.tensor([0, 0, 0, 1]), torch.tensor([1, 1, 1, 2])
+    assert int(occlusion.neither(logits, ya, yb)) == 2, "prediction 1 is B's class, 0 A's: both count as one of them"
+    targets = torch.tensor([0, 1, 1, 2, 2, 2])
+    a, b = occlusion.in_between_pairs(targets, 500)
+    assert len(a) == len(b) == 500 and (targets[a] != targets[b]).all(), "500 pairs from 6 images, each of two classes"
+    with pytest.raises(ValueError, match="single class"):
+        occlusion.in_between_pairs(torch.zeros(5, dtype=torch.long), 10)
+
+
+def test_ece_uses_15_bins():
+    # confidences 0.62 (always right) and 0.68 (never right): one bin of 10 (0.6–0.7), two of 15 (0.6–0.667–0.733)
+    probs = torch.tensor([[0.62, 0.38]] * 50 + [[0.68, 0.32]] * 50)
+    targets = torch.tensor([0] * 50 + [1] * 50)
+    assert calibration.ece(probs, targets) == pytest.approx(0.5 * 38 + 0.5 * 68, abs=1e-4)
+    assert calibration.ece(probs, targets, bins=10) == pytest.approx(15.0, abs=1e-4)
+
+
+def test_ece_equals_torchmetrics_also_with_confidences_on_bin_edges():
+    torchmetrics = pytest.importorskip("torchmetrics")
+    g = torch.Generator().manual_seed(0)
+    logits, targets = torch.randn(300, 10, generator=g) * 3, torch.randint(10, (300,), generator=g)
+    edges = torch.tensor([[0.6, 0.4]] * 30 + [[1.0, 0.0]] * 20 + [[0.2, 0.8]] * 14)
+    edge_targets = torch.tensor([0] * 20 + [1] * 10 + [0] * 15 + [1] * 5 + [0] * 7 + [1] * 7)
+    for probs, t in ((logits.softmax(1), targets), (edges, edge_targets)):
+        theirs = torchmetrics.functional.classification.multiclass_calibration_error(
+            probs, t, num_classes=probs.shape[1], n_bins=15, norm="l1")
+        assert calibration.ece(probs, t) == pytest.approx(100 * float(theirs), abs=1e-5)
+
+
+class Lookup(torch.nn.Module):
+    """Logits from a table, by the image's grey level (image i is all level i)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+
+    def forward(self, x):
+        level = ((x[:, 0, 0, 0] * STD[0] + MEAN[0]) * 255).round().long()
+        return self.table[level]
+
+
+def test_the_temperature_is_fitted_on_the_even_half_and_reported_on_the_odd_half():
+    # even images: logits (4, 0), 88% of them of class 0 → the NLL is least at T = 4 / logit(0.88) = 2.008;
+    # odd images: the same logits, 60% of class 0 → T = 9.87. All together would give a value in between.
+    n = 200
+    labels = torch.ones(n, dtype=torch.long)
+    labels[0::2][:88] = 0
+    labels[1::2][:60] = 0
+    images = torch.arange(n, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 2, 2).clone()
+    model = Lookup(torch.tensor([[4.0, 0.0]] * n))
+    out = evaluate.run_suites(model, bundle(images, labels), ["calibration"], suite_args(), torch.device("cpu"))
+    c = out["calibration"]
+    assert c["temperature"] == pytest.approx(4 / np.log(0.88 / 0.12), rel=5e-3)
+    odd = torch.tensor([[4.0, 0.0]] * 100) / c["temperature"]
+    assert c["held_out_scaled"]["nll"] == pytest.approx(float(F.cross_entropy(odd, labels[1::2])), rel=1e-4)
+
+
+def test_an_authors_file_with_a_weight_missing_is_refused_naming_it(tmp_path):
+    theirs = randomized(AuthorsPyramidNet(depth=20, alpha=24, num_classes=10))
+    state = {f"module.{k}": v for k, v in theirs.state_dict().items() if k != "layer2.1.bn2.running_var"}
+    torch.save({"epoch": 1, "state_dict": state}, tmp_path / "partial.pth.tar")
+    with pytest.raises(ConfigError, match=r"it has no weight for stages\.1\.1\.branch\.\d\.running_var"):
+        load_official(tmp_path / "partial.pth.tar", "pyramidnet", depth=20, alpha=24, bottleneck=True)

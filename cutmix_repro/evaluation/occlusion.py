@@ -4,7 +4,8 @@
   outside it to zero. "Zero" is a zero of the *normalised* input, i.e. the data set's mean colour: the
   value Cutout cuts to in this project (and in Cutout's code), so an occluded region carries no
   signal rather than black pixels. The square of side s starts at ⌊(H − s)/2⌋, ⌊(W − s)/2⌋.
-- In-between-class samples: pairs (A, B) of test images of different classes, mixed by Mixup
+- In-between-class samples: pairs (A, B) of test images of different classes (drawn with replacement,
+  ``--pairs`` of them), mixed by Mixup
   (λA + (1 − λ)B, a sweep of λ) and by a centred CutMix square of B in A (a sweep of its side; λ = the
   area left to A); the error counts predictions that are neither A's nor B's class.
 """
@@ -30,13 +31,18 @@ def occlude(normalized: Tensor, size: int, boundary: bool) -> Tensor:
 
 
 def in_between_pairs(targets: Tensor, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """(a, b) indices of up to ``count`` pairs of test images of different classes, drawn with a fixed seed."""
+    """(a, b) indices of ``count`` pairs of test images of different classes, a fixed draw: A uniform over
+    the test set, B uniform over the images of the other classes (with replacement, so a test set of n
+    images gives any number of pairs, as the paper's 50,000 from ImageNet's 50,000 test images)."""
+    targets = targets.cpu()
     g = torch.Generator().manual_seed(seed)
-    n = len(targets)
-    a = torch.randperm(n, generator=g)
-    b = torch.randperm(n, generator=g)
-    keep = targets[a].cpu() != targets[b].cpu()
-    return a[keep][:count], b[keep][:count]
+    if len(targets.unique()) < 2:
+        raise ValueError("the test set has a single class: no in-between pairs")
+    a = torch.randint(len(targets), (count,), generator=g)
+    b = torch.randint(len(targets), (count,), generator=g)
+    while (same := targets[a] == targets[b]).any():  # draw B again where it has A's class
+        b[same] = torch.randint(len(targets), (int(same.sum()),), generator=g)
+    return a, b
 
 
 def cutmix_centre(a: Tensor, b: Tensor, side: int) -> tuple[Tensor, float]:
