@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_wheel_ships_every_module_config_and_the_paper_tables(tmp_path):
     pytest.importorskip("setuptools")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", str(ROOT), "--no-deps", "--no-build-isolation",
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", str(ROOT), "--no-deps", "--no-build-isolation",
                            "-w", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "absent from" not in proc.stdout + proc.stderr, "every folder of configs/ is declared to setuptools"
     names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
     configs = {f"cutmix_repro/configs/{p.relative_to(ROOT / 'configs')}" for p in (ROOT / "configs").rglob("*.yaml")}
     assert configs and configs <= names, sorted(configs - names)
