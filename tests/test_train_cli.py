@@ -74,12 +74,16 @@ def test_learnable_synthetic_set_error_falls_far_below_chance(tmp_path):
     assert res[R.LAST_TOP1] < 30  # chance is 90%
 
 
-def session_hparams(run) -> dict:
+def session_start(run):
     acc = EventAccumulator(str(run / "tb"))
     acc.Reload()
     content = acc.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
     assert hparams_metadata.EXPERIMENT_TAG not in content, "no experiment of its own: the plugin builds one"
-    start = hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
+    return hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
+
+
+def session_hparams(run) -> dict:
+    start = session_start(run)
     return {k: v.number_value if v.HasField("number_value") else v.string_value for k, v in start.hparams.items()}
 
 
@@ -96,7 +100,13 @@ def test_a_sweep_is_named_by_what_varies_and_compared_in_tensorboard(tmp_path):
         assert hp["regularizer.alpha"] == res["regularizer_params"]["alpha"]
         assert hp["trainer.lr"] == res["lr"] and hp["seed"] == 0 and hp["model.depth"] == 8
         assert "trainer.progress" not in hp
+        assert (hp["regularizer"], hp["model"], hp["dataset"]) == ("cutmix", "cifar_resnet", "synthetic"), "choices"
+        assert session_start(run).group_name == f"cutmix · resnet8 · synthetic · {run.name}", "the trial's name"
         assert scalars(run, "val/top1_err"), "the HParams metrics are the scalars the run logs"
+        # the plugin orders its metric columns by tag: the best epoch's top-1 error comes first
+        tags = sorted(EventAccumulator(str(run / "tb")).Reload().Tags()["scalars"])
+        assert tags[:2] == ["best/val_top1_err", "best/val_top5_err"], tags
+        assert scalars(run, "best/val_top1_err")[-1][1] == pytest.approx(res[R.BEST_TOP1])
 
 
 BAD = [

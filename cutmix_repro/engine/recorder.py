@@ -6,11 +6,15 @@ TensorBoard images (``trainer.tb_mixed_batch``, ``trainer.tb_cams_every``): the 
 batch of each epoch (``train/mixed_batch``, its λ as the text ``train/mixed_batch_lambda``), and every N
 epochs the class activation maps of the true class of a fixed set of test images (``val/cam``).
 
-TensorBoard: one scalar per history field and epoch (``records.TB_TAGS``), the steady-state images/s so
-far (``records.TB_SUMMARY_TAGS``), and the run's
-hyperparameters as a session of the HParams plugin, without an experiment summary of its own: the
-plugin then builds the table from all runs of a sweep, puts the keys whose values differ first, and
-takes its metric columns from the scalars above (no extra ``hparam/*`` scalars).
+TensorBoard: one scalar per history field and epoch (``records.TB_TAGS``), and from the run's summary so
+far (``records.TB_SUMMARY_TAGS``) the best epoch's errors (``best/val_top1_err``, ``best/val_top5_err``)
+and the steady-state images/s; and the run's hyperparameters as a session of the HParams plugin, without
+an experiment summary of its own: the plugin then builds the table from all runs of a sweep, puts the keys
+whose values differ first, and takes its metric columns from the scalars above in the order of their
+names, so ``best/val_top1_err`` comes first (no extra ``hparam/*`` scalars). The hyperparameters include
+the config-group choices (``experiment``, ``dataset``, ``model``, ``regularizer``), and the session is
+named by them and the run directory (``cutmix · resnet8 · digits · regularizer=cutmix``), so the HParams
+table tells the runs apart by what they are.
 """
 
 from __future__ import annotations
@@ -48,17 +52,29 @@ class Visuals:
         return len(self.data.val.sample(0)) > 2
 
 
+def session_start(hparams: dict[str, Any], name: str):
+    """The HParams plugin's session-start summary (torch's ``hparams``) with the session named ``name``:
+    the HParams table's trial id, instead of the run's path (which starts with a date)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    _, start, _ = hparams_summaries(hparams, {})
+    value = start.value[0]
+    content = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    content.session_start_info.group_name = name
+    value.metadata.plugin_data.content = content.SerializeToString()
+    return start
+
+
 class RunRecorder:
     def __init__(self, run_dir: Path, record: dict[str, Any], hparams: dict[str, Any], is_main: bool,
-                 start_epoch: int, fresh: bool, visuals: Visuals | None = None):
+                 start_epoch: int, fresh: bool, visuals: Visuals | None = None, session_name: str = ""):
         self.run_dir, self.record, self.is_main, self.visuals = Path(run_dir), record, is_main, visuals
         self.cam_batch = None
         self.writer = None
         if is_main:  # steps after the checkpoint are purged, so a resumed run logs each epoch once
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_epoch + 1)
             if fresh:
-                _, session_start, _ = hparams_summaries(hparams, {})
-                self.writer.file_writer.add_summary(session_start)
+                self.writer.file_writer.add_summary(session_start(hparams, session_name))
 
     def snapshot(self) -> FirstMixedBatch | None:
         """What the training step should keep of its first mixed batch this epoch (None: nothing)."""

@@ -33,8 +33,6 @@ TB_TAGS = {TRAIN_LOSS: "train/loss", TRAIN_TOP1: "train/top1_err", VAL_LOSS: "va
            VAL_GT_KNOWN_LOC: "val/gt_known_loc", VAL_MAX_BOX_ACC: "val/max_box_acc",
            VAL_MAX_BOX_ACC_V2: "val/max_box_acc_v2", COMPILED_GRAPHS: "compile/graphs",
            GRAPH_BREAKS: "compile/graph_breaks"}
-# Drawn from the run's summary after each epoch: the steady-state throughput so far.
-TB_SUMMARY_TAGS = {STEADY_IMAGES_PER_S: "train/steady_images_per_s"}
 
 # The summary of a run. Best: the epoch with the lowest test top-1 error, the latest one on a tie (the
 # official train.py's ``err1 <= best_err1``), and that epoch's top-5 error (its ``best_err5``), as the
@@ -46,6 +44,10 @@ LAST_TOP1_LOC, BEST_TOP1_LOC = "last_top1_loc", "best_top1_loc"
 LAST_GT_KNOWN_LOC, LAST_MAX_BOX_ACC = "last_gt_known_loc", "last_max_box_acc"
 LAST_MAX_BOX_ACC_V2 = "last_max_box_acc_v2"
 STATUS, EPOCHS_DONE = "status", "epochs_done"
+# Drawn from the run's summary after each epoch: the best epoch's errors so far (``best/`` sorts first among the
+# HParams plugin's metric columns, which it orders by name) and the steady-state throughput so far.
+TB_SUMMARY_TAGS = {BEST_TOP1: "best/val_top1_err", BEST_TOP5: "best/val_top5_err",
+                   STEADY_IMAGES_PER_S: "train/steady_images_per_s"}
 RUNNING, FINISHED, INTERRUPTED, DIVERGED = "running", "finished", "interrupted", "diverged"
 
 PACKAGES = ("torch", "torchvision", "timm", "hydra-core", "omegaconf", "tensorboard", "cutmix-repro")

@@ -352,8 +352,11 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
 
     record = describe_run(cfg, parts, info, choices or {}, nondeterminism)
     visuals = Visuals(bool(cfg.trainer.tb_mixed_batch), int(cfg.trainer.tb_cams_every), parts.data)
-    recorder = RunRecorder(run_dir, record, hparams(cfg), info.is_main, start_epoch=position.epoch,
-                           fresh=(position.epoch, position.step) == (0, 0), visuals=visuals)
+    groups = {"experiment": record["experiment"], "dataset": (choices or {}).get("dataset", record["dataset"]),
+              "model": (choices or {}).get("model", record["model"]), "regularizer": record["regularizer"]}
+    session = " · ".join(str(v) for v in (record["regularizer"], record["model"], record["dataset"], run_dir.name))
+    recorder = RunRecorder(run_dir, record, hparams(cfg, groups), info.is_main, start_epoch=position.epoch,
+                           fresh=(position.epoch, position.step) == (0, 0), visuals=visuals, session_name=session)
     log.info("%s | %s (%s parameters) | %s | %d epochs on %s x%d", parts.data.name, parts.model.arch_name,
              f"{record['num_params']:,}", parts.regularizer, cfg.trainer.epochs, device, info.world_size)
     stop = StopRequest().install()
@@ -458,9 +461,11 @@ def describe_run(cfg: DictConfig, parts: Parts, info: distributed.DistInfo, choi
 _BOOKKEEPING = {"trainer.resume", "trainer.overwrite", "trainer.progress", "trainer.log_interval"}
 
 
-def hparams(cfg: DictConfig) -> dict[str, Any]:
-    """Every scalar of the resolved config by its dotted key (lists as text), for TensorBoard's HParams."""
-    out: dict[str, Any] = {}
+def hparams(cfg: DictConfig, groups: dict[str, Any] | None = None) -> dict[str, Any]:
+    """For TensorBoard's HParams: the config-group choices (``groups``: experiment, dataset, model,
+    regularizer; those that are set), then every scalar of the resolved config by its dotted key (lists as
+    text)."""
+    out: dict[str, Any] = {k: v for k, v in (groups or {}).items() if v is not None}
 
     def walk(node, prefix):
         for key, value in node.items():
