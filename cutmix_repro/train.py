@@ -13,8 +13,10 @@ import datetime as dt
 import logging
 import os
 import re
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -97,6 +99,34 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def log_to_file(message: str) -> None:
+    """The error into ``train.log`` only: the console gets it once, from ``fail``."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (message,), None)
+    for handler in logging.getLogger().handlers + log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def remove_failed_start(run_dir: Path) -> None:
+    """A run that stopped before it wrote anything to keep (no ``results.json``, no checkpoint) leaves no
+    folder: what this start wrote (``.hydra/``, ``train.log``, ``tb/``) goes, then the folder if it is
+    empty. A folder with anything else in it stays as it was."""
+    if any((run_dir / name).exists() for name in ("results.json", "last.pt", "best.pt")):
+        return
+    for logger in (logging.getLogger(), log):
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
+                logger.removeHandler(handler)  # the log file goes with the folder
+                handler.close()
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    shutil.rmtree(run_dir / "tb", ignore_errors=True)
+    (run_dir / "train.log").unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass  # not empty: files that are not ours
+
+
 def _run_time(fmt: str) -> str:
     """``${cutmix_now:FORMAT}``: the launch time, the same on every DDP rank (rank 0's)."""
     return dt.datetime.fromtimestamp(float(os.environ.get("CUTMIX_RUN_TIME", time.time()))).strftime(fmt)
@@ -145,7 +175,8 @@ def _run(cfg: DictConfig) -> float | None:
             raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         if distributed.rank() == 0:
-            log.error("%s", message)
+            log_to_file(message)
+            remove_failed_start(Path(runtime.output_dir))
         fail(message)
     finally:
         distributed.teardown(together=finished)
@@ -170,7 +201,10 @@ def main() -> None:
     message = check_group_overrides(argv) or check_composes(argv)
     if message:
         fail(message)
-    sys.argv += sweep_subdir(argv)
+    extra = sweep_subdir(argv)
+    if extra:  # beside the user's overrides: argparse takes them only as one block (``-m a=1,2 --cfg job`` too)
+        first = next(i for i, a in enumerate(sys.argv) if i and "=" in a and not a.startswith("-"))
+        sys.argv[first:first] = extra
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         _run()
         return

@@ -147,11 +147,30 @@ def test_bad_input_stops_before_training_with_one_line_naming_the_key(tmp_path, 
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error:") and needle in lines[0], lines[0]
-    assert not (run / "results.json").exists() and not (run / "last.pt").exists()
+    assert not run.exists(), "a failed start leaves no folder behind"
 
 
 def test_bad_input_from_a_real_process_exits_2_with_one_line(tmp_path):
     proc = train_cli(["dataset=synthetic", "regularizer.alpha=0", *FAST, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
     assert proc.returncode == 2
-    assert lines == ["error: regularizer.alpha=0 is invalid: Beta(alpha, alpha) needs alpha > 0"]
+    assert lines == ["error: regularizer.alpha=0 is invalid: Beta(alpha, alpha) needs alpha > 0"], "printed once"
+    assert not (tmp_path / "run").exists(), "a failed start leaves no folder behind"
+    # a folder that holds anything else keeps it: only what the failed start wrote goes
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my notes")
+    mine = f"hydra.run.dir={tmp_path / 'mine'}"
+    proc = train_cli(["dataset=synthetic", "regularizer.alpha=0", *FAST, mine], tmp_path)
+    assert proc.returncode == 2 and sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("module", ["figure1", "evaluate", "report", "reproduce", "bench"])
+def test_help_gives_the_whole_first_paragraph_of_what_a_command_does(module, capsys):
+    import importlib
+
+    mod = importlib.import_module(f"cutmix_repro.{module}")
+    with pytest.raises(SystemExit):
+        mod.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    first = " ".join(mod.__doc__.split("\n\n")[0].split())
+    assert first in shown and first.endswith((".", ":")), first
