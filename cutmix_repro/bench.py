@@ -469,7 +469,8 @@ def record_throughput(out: Path, rows: list[dict], device_name: str, date: str) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.bench",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--out", default="results/bench")
     parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled,decoding")

@@ -267,19 +267,25 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def figures(out: Path, r: dict[str, Any]) -> None:
+def figures(out: Path, r: dict[str, Any]) -> dict[str, str]:
+    """The suites' figures, each titled with what it shows and which checkpoint (and epoch) it is of;
+    returns {file name: title}."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    source = f"{r['checkpoint']} (epoch {r['epoch']})"
+    titles: dict[str, str] = {}
+
     def lines(name: str, title: str, xlabel: str, ylabel: str, series) -> None:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, ax = plt.subplots(figsize=(5, 3.8))
         for (xs, ys), marker, label in series:
             ax.plot(xs, ys, marker=marker, label=label)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=9)
+        titles[name] = f"{title}\n{source}"
+        ax.set_title(titles[name], fontsize=8)
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / name, dpi=120)
@@ -292,22 +298,25 @@ def figures(out: Path, r: dict[str, Any]) -> None:
                ((o["sizes"], o["boundary_top1_err"]), "s", "boundary occlusion")])
     if "in-between" in r:
         m, c = r["in-between"]["mixup"], r["in-between"]["cutmix"]
-        lines("in_between.png", "In-between-class samples (paper Figure 5(b))", "combination ratio λ (share of A)",
-              "predictions of neither class (%)", [((m["lam"], m["neither_err"]), "o", "Mixup in-between samples"),
-                                                   ((c["lam"], c["neither_err"]), "s", "CutMix in-between samples")])
+        lines("in_between.png", f"In-between-class samples, {r['in-between']['pairs']} pairs (paper Figure 5(b))",
+              "combination ratio λ (share of A)", "predictions of neither class (%)",
+              [((m["lam"], m["neither_err"]), "o", "Mixup in-between samples"),
+               ((c["lam"], c["neither_err"]), "s", "CutMix in-between samples")])
     if "calibration" in r:
         bins = r["calibration"]["reliability"]
-        fig, ax = plt.subplots(figsize=(4, 4))
+        fig, ax = plt.subplots(figsize=(4.2, 4.4))
         ax.bar([conf for conf, _, n in bins if n], [acc for _, acc, n in bins if n], width=1 / len(bins),
                edgecolor="black", alpha=0.7, label="accuracy")
         ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
         ax.set_xlabel("confidence (max softmax)")
         ax.set_ylabel("accuracy")
-        ax.set_title(f"Reliability, ECE {r['calibration']['all']['ece']:.2f}%", fontsize=9)
+        titles["reliability.png"] = f"Reliability, ECE {r['calibration']['all']['ece']:.2f}%\n{source}"
+        ax.set_title(titles["reliability.png"], fontsize=8)
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / "reliability.png", dpi=120)
         plt.close(fig)
+    return titles
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -319,7 +328,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m cutmix_repro.evaluate", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m cutmix_repro.evaluate",
+                          description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     parser.add_argument("path", help="a run directory or checkpoint of ours, or an authors' file (--format official)")
     parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: all)")
     parser.add_argument("--checkpoint", default="best.pt", help="which checkpoint of a run directory (default best.pt)")

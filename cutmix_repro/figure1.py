@@ -126,7 +126,8 @@ def first_two_of_different_classes(val) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.figure1", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.figure1",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="a run directory of ours, or a checkpoint inside one")
     source.add_argument("--torchvision-resnet50", action="store_true", help="torchvision's ImageNet ResNet-50")

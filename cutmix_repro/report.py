@@ -1,6 +1,6 @@
 """Error-rate tables laid out like the paper's, written from real runs.
 
-``python -m cutmix_repro.report RUN_DIR_OR_GLOB... [--out results]`` reads every ``results.json``
+``python -m cutmix_repro.report RUN_DIR_OR_GLOB... [--out runs/report]`` reads every ``results.json``
 below the given run or multirun directories and writes, under ``--out``:
 - one Markdown table per paper table (rows in the paper's order: paper top-1/top-5, ours best-epoch
   mean ± std over seeds with the number of runs, ours last-epoch mean, difference to the paper) and a
@@ -614,9 +614,11 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.report",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     parser.add_argument("paths", nargs="+", help="run or multirun directories (globs allowed)")
-    parser.add_argument("--out", default="results", help="where the tables and figures go (default: results)")
+    parser.add_argument("--out", default="runs/report",
+                        help="where the tables and figures go (default: runs/report, never a folder of the repository)")
     parser.add_argument("--no-figures", action="store_true", help="write the Markdown tables only")
     args = parser.parse_args(argv)
     missing = [p for p in args.paths if not glob.glob(p)]

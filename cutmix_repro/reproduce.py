@@ -7,7 +7,10 @@ baseline. It first prints how many runs that is and a GPU-hours estimate from th
 measured it says so), then trains, then writes the report. Extra arguments are Hydra overrides for every
 run (``trainer.epochs=2`` for a smoke pass, ``hydra/launcher=slurm`` for one SLURM job per run).
 
-    python -m cutmix_repro.reproduce table5 [--dry-run] [--runs-dir runs] [--out results] [OVERRIDES...]
+    python -m cutmix_repro.reproduce table5 [--dry-run] [--runs-dir runs] [--out runs/report] [OVERRIDES...]
+
+``--dry-run`` prints each launch as a command to paste (under a comment naming its row); each launch's
+runs go to ``RUNS_DIR/NAME/<its overrides>`` (``runs/table6/cifar100_pyramidnet110,regularizer=cutmix``).
 
 Tables 11 and 12 measure trained models: ``reproduce table11`` (Table 3's ResNet-50s) and ``reproduce
 table12`` (Table 5's PyramidNet-200s) run ``python -m cutmix_repro.evaluate`` on the finished runs of
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -93,18 +97,48 @@ def estimate(commands: list[list[str]]) -> tuple[int, float | None, list[str]]:
     return total, hours, sorted(notes)
 
 
+def folder_name(overrides: list[str]) -> str:
+    """A launch's folder, named by what it holds: its overrides but the seeds, the experiment by its name,
+    a swept key with its values joined by '_' (``cifar100_pyramidnet110,regularizer=cutmix``,
+    ``cifar100_pyramidnet,regularizer.alpha=0.1_0.25_0.5``)."""
+    parts = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element().lstrip("+~")
+        if key == "seed":
+            continue
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+        value = "_".join(str(v) for v in values)
+        parts.append(value if key == "experiment" else f"{key}={value}")
+    return ",".join(parts).replace("/", "-").replace(" ", "")
+
+
 def commands_for(name: str, extra: list[str], runs_dir: str) -> list[tuple[str, list[str]]]:
-    return [(label, [*overrides, f"hydra.sweep.dir={runs_dir}/{name}/run{i}", *extra])
-            for i, (label, overrides) in enumerate(launches(name))]
+    return [(label, [*overrides, f'hydra.sweep.dir="{runs_dir}/{name}/{folder_name(overrides)}"', *extra])
+            for label, overrides in launches(name)]
+
+
+def python() -> str:
+    """The interpreter, as a user would type it from here (``.venv/bin/python`` inside the clone)."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
+
+
+def show(label: str, command: list[str]) -> None:
+    """The command as a line a user can paste, under a comment naming the row."""
+    print(f"# {label}\n{shlex.join([python(), *command])}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.reproduce", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cutmix_repro.reproduce",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     parser.add_argument("name", help=f"one of {', '.join(NAMES)}")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     parser.add_argument("--dry-run", action="store_true", help="print the training commands, run nothing")
     parser.add_argument("--runs-dir", default="runs", help="where the runs go (default: runs)")
-    parser.add_argument("--out", default="results", help="where the report goes (default: results)")
+    parser.add_argument("--out", default="runs/report", help="where the report goes (default: runs/report)")
     args, passed_on = parser.parse_known_intermixed_args(argv)
     if args.name not in NAMES:
         print(f"error: {args.name!r} is not a table or figure of the paper: choose one of "
@@ -122,11 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         print("estimate: none — " + "; ".join(n for n in notes if n.startswith("no measured")))
     else:
         print(f"estimate: {hours:.1f} GPU-hours ({'; '.join(notes)})")
-    train = [sys.executable, "-m", "cutmix_repro.train", "-m"]
+    train = ["-m", "cutmix_repro.train", "-m"]
     for label, overrides in commands:
-        print(f"[{label}] {' '.join(overrides)}", flush=True)
+        show(label, [*train, *overrides])
         if not args.dry_run:
-            status = subprocess.run([*train, *overrides]).returncode
+            status = subprocess.run([sys.executable, *train, *overrides]).returncode
             if status != 0:
                 print(f"error: the runs of {label!r} failed (exit status {status}); the report was not written",
                       file=sys.stderr)
@@ -155,10 +189,10 @@ def evaluate_table(args, evaluate_args: list[str]) -> int:
         if not matches:
             missing.append(label)
         for run_dir in matches:
-            command = [sys.executable, "-m", "cutmix_repro.evaluate", str(run_dir), *suites, *evaluate_args]
-            print(f"[{label}] {' '.join(command[1:])}", flush=True)
+            command = ["-m", "cutmix_repro.evaluate", str(run_dir), *suites, *evaluate_args]
+            show(label, command)
             if not args.dry_run:
-                status = subprocess.run(command).returncode
+                status = subprocess.run([sys.executable, *command]).returncode
                 if status != 0:
                     print(f"error: evaluating {run_dir} failed (exit status {status})", file=sys.stderr)
                     return status

@@ -32,6 +32,9 @@ class SavedRun:
 def load_run(path: str | Path, checkpoint: str = "best.pt") -> SavedRun:
     """A run directory (its ``checkpoint``, ``best.pt`` by default) or a checkpoint file of ours."""
     path = Path(path)
+    if not path.exists():
+        raise ConfigError("run", str(path), "no such folder or file: give a run directory of "
+                          "python -m cutmix_repro.train, or a checkpoint of ours")
     run_dir, ckpt = (path.parent, path) if path.is_file() else (path, path / checkpoint)
     if not ckpt.is_file():
         raise ConfigError("run", str(path), f"no checkpoint {ckpt.name} there: give a run directory of "

@@ -70,6 +70,44 @@ def cam_overlays(model, images: Tensor, classes: Tensor, mean, std, boxes: Tenso
     return torch.stack(drawn).float() / 255
 
 
+@torch.no_grad()
+def localization_figure(path, model, images: Tensor, labels: Tensor, boxes: Tensor, mean, std, class_name,
+                        title: str) -> list[str]:
+    """``localization.png``: each test image with the CAM of its predicted class, that map's box at the paper's
+    threshold (red) and the true boxes (green), captioned with the true and the predicted class and the box's
+    IoU (✓ when top-1 localization counts it right); ``title`` names the run. Returns the captions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .localization import IOU_THRESHOLD, box_iou, boxes_from_maps
+
+    overlays = cam_overlays(model, images, labels, mean, std, boxes)
+    predicted = model.eval()(images).argmax(1).cpu()
+    maps = class_activation_maps(model, images, predicted.to(images.device))
+    ious = box_iou(boxes_from_maps(maps)[:, 0].cpu(), boxes.cpu()).amax(-1)
+    labels = labels.cpu()
+    captions = []
+    for y, p, iou in zip(labels.tolist(), predicted.tolist(), ious.tolist()):
+        right = p == y and iou >= IOU_THRESHOLD
+        captions.append(f"true: {class_name(y)}\npredicted: {class_name(p)}\nIoU {iou:.2f} {'✓' if right else '✗'}")
+    columns = min(4, len(captions))
+    rows = -(-len(captions) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.9 * rows + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, overlays, captions):
+        ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_title(caption, fontsize=7)
+    figure.suptitle(f"{title}\nCAM of the predicted class; its box at threshold 0.15 (red), true boxes (green); "
+                    "✓ = class right and IoU ≥ 0.5", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return captions
+
+
 class FirstMixedBatch:
     """The first mixed batch of an epoch (or, when none is mixed, its first batch), a few images of it
     kept for TensorBoard. The training step offers each batch until one is mixed."""

@@ -2,6 +2,7 @@
 (calibration), and the authors' released checkpoints."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -142,6 +143,24 @@ def test_bad_input_is_one_line_and_exit_2(finished_run, tmp_path, capsys, args, 
     assert status == 2 and len(err) == 1 and needle in err[0], err
 
 
+def test_a_run_folder_that_does_not_exist_is_named_as_missing(tmp_path, capsys):
+    assert run_evaluate([tmp_path / "nowhere"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "nowhere" in line and "no such folder or file" in line
+
+
+def test_every_figure_names_the_checkpoint_it_shows(tmp_path):
+    results = {"checkpoint": "runs/x/regularizer=cutmix/best.pt", "epoch": 7,
+               "occlusion": {"sizes": [0, 4], "centre_top1_err": [10, 20], "boundary_top1_err": [90, 10]},
+               "in-between": {"pairs": 100, "mixup": {"lam": [0, 1], "neither_err": [1, 2]},
+                              "cutmix": {"lam": [1, 0], "neither_err": [1, 1]}},
+               "calibration": {"all": {"ece": 3.0}, "reliability": [(0.5, 0.4, 3), (0.9, 0.95, 5)]}}
+    titles = evaluate.figures(tmp_path, results)
+    assert set(titles) == {"occlusion.png", "in_between.png", "reliability.png"}
+    assert all("runs/x/regularizer=cutmix/best.pt (epoch 7)" in t for t in titles.values())
+    assert all((tmp_path / name).stat().st_size > 1000 for name in titles)
+
+
 def test_an_empty_ood_folder_is_refused(finished_run, tmp_path, capsys):
     run, _ = finished_run
     (tmp_path / "empty" / "class").mkdir(parents=True)
@@ -224,8 +243,9 @@ def test_reproduce_table11_evaluates_the_runs_it_finds_and_names_the_missing(tmp
     write_runs(tmp_path / "runs", [fake_result(["+experiment=imagenet_resnet50", "regularizer=cutmix"], 21, 21)])
     assert reproduce.main(["table11", "--dry-run", "--runs-dir", str(tmp_path / "runs"), "--pairs", "50"]) == 0
     captured = capsys.readouterr()
-    (line,) = [x for x in captured.out.splitlines() if x.startswith("[CutMix]")]
-    assert "cutmix_repro.evaluate" in line and "fgsm" in line and "--pairs 50" in line
+    lines = captured.out.splitlines()
+    line = lines[lines.index("# CutMix") + 1]
+    assert shlex.split(line)[1:3] == ["-m", "cutmix_repro.evaluate"] and "fgsm" in line and "--pairs 50" in line
     assert "Baseline, Mixup, Cutout" in captured.err and "reproduce table3" in captured.err
 
 

@@ -308,7 +308,9 @@ def test_localization_is_learned_far_above_a_box_at_a_random_place(localization_
         assert [h[field] for h in res["history"]] == pytest.approx(
             [e.value for e in EventAccumulator(str(run / "tb")).Reload().Scalars(tag)])
     assert res[R.BEST_TOP1_LOC] == next(h[R.VAL_TOP1_LOC] for h in res["history"] if h[R.EPOCH] == res[R.BEST_EPOCH])
-    assert (run / "localization.png").read_bytes()[:4] == b"\x89PNG"
+    from PIL import Image
+
+    assert Image.open(run / "localization.png").size[0] >= 800, "8 labelled panels, not a 266-pixel strip"
 
 
 def test_the_report_writes_table9_beside_the_papers_numbers(localization_run, tmp_path, monkeypatch):
@@ -428,3 +430,22 @@ def test_torchvisions_resnet50_weights_fit_the_timm_resnet50_figure1_loads_them_
     ours = create_model("resnet50", num_classes=1000).net.state_dict()
     theirs = torchvision.models.resnet50(weights=None).state_dict()
     assert ours.keys() == theirs.keys() and all(ours[k].shape == theirs[k].shape for k in ours)
+
+
+def test_localization_png_names_the_run_and_captions_each_image_with_classes_and_iou(tmp_path):
+    from PIL import Image
+
+    from cutmix_repro.visuals import localization_figure
+
+    model = Linear1x1(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # class c's map: channel c
+    images = torch.zeros(2, 3, 16, 16)
+    images[0, 0, 2:8, 2:8] = 1.0  # image 0: class 0's evidence on its object
+    images[1, 1, 8:14, 8:14] = 1.0  # image 1: class 1's evidence, away from its true box
+    truth = torch.tensor([[[2.0, 2.0, 8.0, 8.0]], [[0.0, 0.0, 5.0, 5.0]]])
+    names = {0: "sparrow", 1: "gull"}.__getitem__
+    captions = localization_figure(tmp_path / "loc.png", model, images, torch.tensor([0, 0]), truth, (0.5,) * 3,
+                                   (0.5,) * 3, names, "cutmix · resnet8 · cub · seed=0, epoch 4")
+    assert captions[0].startswith("true: sparrow\npredicted: sparrow\nIoU ") and captions[0].endswith("✓")
+    assert captions[1].startswith("true: sparrow\npredicted: gull\nIoU 0.00") and captions[1].endswith("✗")
+    width, height = Image.open(tmp_path / "loc.png").size
+    assert width >= 400 and height >= 300, "large enough to read"

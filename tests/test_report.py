@@ -3,7 +3,9 @@ command that launches each table's rows."""
 
 import json
 import re
+import shlex
 import statistics
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,12 +164,18 @@ def test_any_sweep_is_drawn_against_its_value_with_seed_error_bars(tmp_path):
 def test_reproduce_launches_exactly_the_rows_of_its_table_with_the_papers_seeds(name, capsys):
     assert reproduce.main([name, "--dry-run", "trainer.epochs=2"]) == 0
     out = capsys.readouterr().out
-    lines = [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith("[")]
+    commands = [shlex.split(line) for line in out.splitlines() if "cutmix_repro.train" in line]
+    assert all(c[0] == sys.executable or Path(c[0]).resolve() == Path(sys.executable).resolve() for c in commands)
+    assert all(c[1:4] == ["-m", "cutmix_repro.train", "-m"] for c in commands), "commands to paste, as they are"
+    lines = [c[4:] for c in commands]
+    folders = [next(a for a in c if a.startswith("hydra.sweep.dir=")) for c in commands]
+    assert len(set(folders)) == len(folders) and not any(re.search(r"/run\d+\W*$", f) for f in folders)
+    assert all(f'/{name}/' in f and "regularizer=" in f for f in folders), "named by what they hold"
     table = load_tables()[name]
     announced = int(re.search(r"(\d+) runs in all", out).group(1))
     launched, keys = 0, set()
     for line in lines:
-        overrides = OverridesParser.create().parse_overrides(line.split())
+        overrides = OverridesParser.create().parse_overrides(line)
         combos, first = 1, []
         for o in overrides:
             values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [None]

@@ -28,9 +28,8 @@ from typing import Any
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
-from torchvision.utils import save_image
 
-from ..visuals import FirstMixedBatch, cam_overlays, fixed_test_images, mixed_batch
+from ..visuals import FirstMixedBatch, cam_overlays, fixed_test_images, localization_figure, mixed_batch
 from . import records as R
 from .checkpoint import save_checkpoint, write_json
 
@@ -100,11 +99,14 @@ class RunRecorder:
         if cams_now or boxes_now:
             if self.cam_batch is None:  # a fixed set: the first test images
                 self.cam_batch = fixed_test_images(v.data, v.cam_images)
-            overlays = cam_overlays(model, *self.cam_batch[:2], v.data.mean, v.data.std, *self.cam_batch[2:])
             if cams_now:
+                overlays = cam_overlays(model, *self.cam_batch[:2], v.data.mean, v.data.std, *self.cam_batch[2:])
                 self.writer.add_images("val/cam", overlays, step)
             if boxes_now:
-                save_image(overlays, self.run_dir / "localization.png", nrow=4, padding=2)
+                r = self.record
+                title = f"{r['regularizer']} · {r['model']} · {r['dataset']} · {self.run_dir.name}, epoch {step}"
+                localization_figure(self.run_dir / "localization.png", model, *self.cam_batch, v.data.mean,
+                                    v.data.std, v.data.class_name, title)
         return time.perf_counter() - start
 
     def epoch_done(self, entry: dict[str, Any], history: list[dict[str, Any]], state: dict[str, Any],
