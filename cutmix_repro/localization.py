@@ -119,10 +119,10 @@ def _labels_torch(masks: Tensor) -> Tensor:
     ids = (h * w - labels.view(m, h * w).long()).where(masks.view(m, h * w), torch.full_like(masks.view(m, -1), h * w,
                                                                                              dtype=torch.long))
     # first-pixel index → 1, 2, … in raster order of first pixels (h·w marks the outside)
-    present = torch.zeros(m, h * w + 1, dtype=torch.long, device=masks.device).scatter_(1, ids, 1)
+    present = torch.zeros(m, h * w + 1, dtype=torch.int32, device=masks.device).scatter_(1, ids, 1)
     present[:, h * w] = 0
-    rank = present.cumsum(1) * present
-    return rank.gather(1, ids).view(m, h, w)
+    rank = present.cumsum(1, dtype=torch.int32) * present
+    return rank.gather(1, ids).view(m, h, w).long()
 
 
 def region_boxes(labels: Tensor) -> tuple[Tensor, Tensor]:

@@ -95,7 +95,8 @@ def fail(message: str) -> None:
     from .engine import distributed
 
     if distributed.rank() == 0:
-        print(message if message.startswith("error:") else f"error: {message}", file=sys.stderr)
+        print(message if message.startswith("error:") else f"error: {message}", file=sys.stderr, flush=True)
+    distributed.settle()  # under torchrun: no rank exits (which ends the others) before rank 0 has said it
     sys.exit(2)
 
 

@@ -29,7 +29,7 @@ def start(run, extra=()):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for_training(proc, run, timeout=60):
+def wait_for_training(proc, run, timeout=600):
     """Until the run logged its first line (the model is built and the loop starts)."""
     deadline = time.time() + timeout
     log = run / "train.log"
@@ -72,7 +72,7 @@ def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(tm
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
-        proc.wait(timeout=60)
+        proc.wait(timeout=600)
     assert kills >= 2, "the test must actually kill the run mid-training"
     final = start(run, ["trainer.resume=true"])
     assert final.wait(timeout=300) == 0, final.stdout.read()
@@ -87,7 +87,7 @@ def test_sigterm_checkpoints_mid_epoch_and_exits_cleanly(tmp_path, reference):
     assert wait_for_training(proc, run)
     time.sleep(0.3)  # a few steps into epoch 1 of a ~3.5 s run: margin for a machine several times faster
     proc.send_signal(signal.SIGTERM)
-    output = proc.communicate(timeout=60)[0]
+    output = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, output
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["step"] > 0, "the checkpoint is taken where the signal arrived, mid-epoch"

@@ -121,6 +121,21 @@ def barrier() -> None:
         dist.barrier()
 
 
+def settle(timeout_s: float = 120.0) -> None:
+    """Before a rank exits on an error: wait (at most ``timeout_s``) until every rank got there. torchrun
+    stops the other workers as soon as one exits with an error, so without this a rank that is quicker to
+    fail could end rank 0 before it has printed the error line. Gloo's ``monitored_barrier``; where it is
+    not available, or a rank never arrives (it failed otherwise, or is still training), the wait ends."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    import datetime
+
+    try:
+        dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout_s), wait_all_ranks=True)
+    except Exception:  # a timeout, or a backend without it: exit anyway
+        pass
+
+
 def teardown(together: bool) -> None:
     """Leave the process group together and before the interpreter shuts down: every rank
     waits for the others, the training objects that still hold the group (DDP's reducer

@@ -357,9 +357,9 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     session = " · ".join(str(v) for v in (record["regularizer"], record["model"], record["dataset"], run_dir.name))
     recorder = RunRecorder(run_dir, record, hparams(cfg, groups), info.is_main, start_epoch=position.epoch,
                            fresh=(position.epoch, position.step) == (0, 0), visuals=visuals, session_name=session)
+    stop = StopRequest().install()  # before the line that says training starts: a signal after it is caught
     log.info("%s | %s (%s parameters) | %s | %d epochs on %s x%d", parts.data.name, parts.model.arch_name,
              f"{record['num_params']:,}", parts.regularizer, cfg.trainer.epochs, device, info.world_size)
-    stop = StopRequest().install()
     try:
         train_epochs(parts, position, recorder, stop, cfg.trainer.epochs)
         if recorder.record[R.STATUS] == R.INTERRUPTED:
