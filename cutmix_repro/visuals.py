@@ -44,26 +44,36 @@ def fixed_test_images(data, count: int) -> tuple:
 
 
 @torch.no_grad()
+def predicted_maps(model, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(predicted classes, their CAMs, the box of each map at the paper's threshold), as top-1 localization
+    judges them."""
+    from .localization import boxes_from_maps
+
+    predicted = model.eval()(images).argmax(1)
+    maps = class_activation_maps(model, images, predicted)
+    return predicted, maps, boxes_from_maps(maps)[:, 0]
+
+
+@torch.no_grad()
 def cam_overlays(model, images: Tensor, classes: Tensor, mean, std, boxes: Tensor | None = None,
-                 alpha: float = 0.5) -> Tensor:
+                 alpha: float = 0.5, located: tuple | None = None) -> Tensor:
     """Each image with the (min-max normalised) CAM of its class laid over it in the jet colour map. With
-    ``boxes`` (the true boxes, (N, G, 4)): the CAM of the *predicted* class instead, its box at the paper's
-    threshold in red and the true boxes in green (as top-1 localization judges them)."""
+    ``boxes`` (the true boxes, (N, G, 4)): the CAM of the *predicted* class instead (``located``: what
+    ``predicted_maps`` gave, if already computed), its box at the paper's threshold in red and the true
+    boxes in green (as top-1 localization judges them)."""
     from matplotlib import colormaps
     from torchvision.utils import draw_bounding_boxes
 
-    from .localization import boxes_from_maps
-
     if boxes is not None:
-        classes = model.eval()(images).argmax(1)
-    maps = class_activation_maps(model, images, classes)
+        _, maps, predicted = located or predicted_maps(model, images)
+    else:
+        maps = class_activation_maps(model, images, classes)
     heat = torch.from_numpy(colormaps["jet"](normalize_maps(maps).cpu().numpy())[..., :3]).permute(0, 3, 1, 2).float()
     out = (1 - alpha) * denormalize(images, mean, std) + alpha * heat
     if boxes is None:
         return out
-    predicted = boxes_from_maps(maps)[:, 0].cpu()
     drawn = []
-    for image, truth, box in zip((out * 255).round().to(torch.uint8), boxes.cpu(), predicted):
+    for image, truth, box in zip((out * 255).round().to(torch.uint8), boxes.cpu(), predicted.cpu()):
         truth = truth[(truth >= 0).all(1)]
         image = draw_bounding_boxes(image, truth, colors="lime", width=1)
         drawn.append(draw_bounding_boxes(image, box.view(1, 4).float(), colors="red", width=1))
@@ -81,12 +91,12 @@ def localization_figure(path, model, images: Tensor, labels: Tensor, boxes: Tens
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .localization import IOU_THRESHOLD, box_iou, boxes_from_maps
+    from .localization import IOU_THRESHOLD, box_iou
 
-    overlays = cam_overlays(model, images, labels, mean, std, boxes)
-    predicted = model.eval()(images).argmax(1).cpu()
-    maps = class_activation_maps(model, images, predicted.to(images.device))
-    ious = box_iou(boxes_from_maps(maps)[:, 0].cpu(), boxes.cpu()).amax(-1)
+    located = predicted_maps(model, images)
+    overlays = cam_overlays(model, images, labels, mean, std, boxes, located=located)
+    predicted, _, predicted_boxes = (t.cpu() for t in located)
+    ious = box_iou(predicted_boxes, boxes.cpu()).amax(-1)
     labels = labels.cpu()
     captions = []
     for y, p, iou in zip(labels.tolist(), predicted.tolist(), ious.tolist()):
