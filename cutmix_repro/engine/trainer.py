@@ -350,10 +350,11 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     elif resume:
         log.info("no checkpoint in %s yet: starting fresh", run_dir)
 
-    record = describe_run(cfg, parts, info, choices or {}, nondeterminism)
+    choices = choices or {}
+    record = describe_run(cfg, parts, info, choices, nondeterminism)
     visuals = Visuals(bool(cfg.trainer.tb_mixed_batch), int(cfg.trainer.tb_cams_every), parts.data)
-    groups = {"experiment": record["experiment"], "dataset": (choices or {}).get("dataset", record["dataset"]),
-              "model": (choices or {}).get("model", record["model"]), "regularizer": record["regularizer"]}
+    groups = {"experiment": record["experiment"], "dataset": choices.get("dataset", record["dataset"]),
+              "model": choices.get("model", record["model"]), "regularizer": record["regularizer"]}
     session = " · ".join(str(v) for v in (record["regularizer"], record["model"], record["dataset"], run_dir.name))
     recorder = RunRecorder(run_dir, record, hparams(cfg, groups), info.is_main, start_epoch=position.epoch,
                            fresh=(position.epoch, position.step) == (0, 0), visuals=visuals, session_name=session)
