@@ -351,10 +351,16 @@ def test_ece_equals_torchmetrics_also_with_confidences_on_bin_edges():
     logits, targets = torch.randn(300, 10, generator=g) * 3, torch.randint(10, (300,), generator=g)
     edges = torch.tensor([[0.6, 0.4]] * 30 + [[1.0, 0.0]] * 20 + [[0.2, 0.8]] * 14)
     edge_targets = torch.tensor([0] * 20 + [1] * 10 + [0] * 15 + [1] * 5 + [0] * 7 + [1] * 7)
-    for probs, t in ((logits.softmax(1), targets), (edges, edge_targets)):
+    # 32 images of confidence exactly on the edge 9/15, right half the time; 32 of 0.62, always right: with
+    # [lo, hi) the edge joins the 0.62 bin (ECE 14.00%), with Guo et al.'s (lo, hi] it stays apart (24.00%)
+    c = torch.cat([torch.full((32,), float(torch.linspace(0, 1, 16)[9])), torch.full((32,), 0.62)])
+    on_edge = torch.stack([c, 1 - c], 1)
+    on_edge_targets = torch.cat([torch.arange(32) % 2, torch.zeros(32, dtype=torch.long)])
+    for probs, t in ((logits.softmax(1), targets), (edges, edge_targets), (on_edge, on_edge_targets)):
         theirs = torchmetrics.functional.classification.multiclass_calibration_error(
             probs, t, num_classes=probs.shape[1], n_bins=15, norm="l1")
         assert calibration.ece(probs, t) == pytest.approx(100 * float(theirs), abs=1e-5)
+    assert calibration.ece(on_edge, on_edge_targets) == pytest.approx(14.0, abs=1e-4)
 
 
 class Lookup(torch.nn.Module):
