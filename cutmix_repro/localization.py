@@ -116,9 +116,8 @@ def _labels_torch(masks: Tensor) -> Tensor:
         if torch.equal(spread, labels):
             break
         labels = spread
-    ids = (h * w - labels.view(m, h * w).long()).where(masks.view(m, h * w), torch.full_like(masks.view(m, -1), h * w,
-                                                                                             dtype=torch.long))
     # first-pixel index → 1, 2, … in raster order of first pixels (h·w marks the outside)
+    ids = torch.where(masks.view(m, h * w), h * w - labels.view(m, h * w).long(), h * w)
     present = torch.zeros(m, h * w + 1, dtype=torch.int32, device=masks.device).scatter_(1, ids, 1)
     present[:, h * w] = 0
     rank = present.cumsum(1, dtype=torch.int32) * present
@@ -134,10 +133,9 @@ def region_boxes(labels: Tensor) -> tuple[Tensor, Tensor]:
     flat = labels.view(m, h * w)
     ys = torch.arange(h, device=labels.device).view(1, h, 1).expand(m, h, w).reshape(m, h * w)
     xs = torch.arange(w, device=labels.device).view(1, 1, w).expand(m, h, w).reshape(m, h * w)
-    size = (count + 1,)
 
     def reduce(values, how, fill):
-        out = torch.full((m, *size), fill, dtype=torch.long, device=labels.device)
+        out = torch.full((m, count + 1), fill, dtype=torch.long, device=labels.device)
         return out.scatter_reduce(1, flat, values, how, include_self=True)[:, 1:]
 
     sizes = torch.zeros(m, count + 1, dtype=torch.long, device=labels.device).scatter_add_(
@@ -147,24 +145,38 @@ def region_boxes(labels: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack([x0, y0, x1, y1], -1), sizes
 
 
+def candidate_boxes(masks: Tensor, method: str = "auto") -> tuple[Tensor, Tensor, Tensor]:
+    """(M, H, W) masks → the boxes a mask offers (M, L, 4), which of them are real (M, L), and the index of
+    the largest region's (M,): every region's box, and for a mask without any region the one box
+    (0, 0, 0, 0) (the reference's box for an empty mask) in slot 0."""
+    boxes, sizes = region_boxes(region_labels(masks, method))
+    if sizes.shape[1] == 0:  # no mask has a region
+        boxes = torch.zeros(masks.shape[0], 1, 4, dtype=torch.long, device=masks.device)
+        sizes = torch.zeros(masks.shape[0], 1, dtype=torch.long, device=masks.device)
+    empty = sizes.amax(1) == 0
+    boxes[empty, 0] = 0
+    real = (sizes > 0) | (empty.view(-1, 1) & (torch.arange(sizes.shape[1], device=sizes.device) == 0))
+    return boxes, real, sizes.argmax(1)  # argmax: the first of equals, the region whose first pixel comes first
+
+
 def largest_region_boxes(masks: Tensor, method: str = "auto") -> Tensor:
     """(M, H, W) masks → (M, 4) boxes around each mask's largest 8-connected region (the first of equals in
     raster order), in the reference's convention; an empty mask gives (0, 0, 0, 0)."""
-    boxes, sizes = region_boxes(region_labels(masks, method))
-    if sizes.shape[1] == 0:
-        return torch.zeros(masks.shape[0], 4, dtype=torch.long, device=masks.device)
-    largest = sizes.argmax(1)  # the first maximum: the region whose first pixel comes first
-    box = boxes.gather(1, largest.view(-1, 1, 1).expand(-1, 1, 4))[:, 0]
-    return torch.where((sizes.amax(1) > 0).view(-1, 1), box, torch.zeros_like(box))
+    boxes, _, largest = candidate_boxes(masks, method)
+    return boxes.gather(1, largest.view(-1, 1, 1).expand(-1, 1, 4))[:, 0]
+
+
+def masks_at(levels: Tensor, cutoffs: list[int]) -> Tensor:
+    """(N, H, W) 8-bit levels → (N·C, H, W) masks, the pixels above each cutoff, image by image."""
+    n, h, w = levels.shape
+    cut = torch.tensor(cutoffs, device=levels.device).view(1, -1, 1, 1)
+    return (levels.unsqueeze(1).long() > cut).view(-1, h, w)
 
 
 def boxes_from_maps(maps: Tensor, thresholds=(THRESHOLD,), method: str = "auto") -> Tensor:
     """(N, H, W) maps → (N, T, 4) boxes of the largest region, one per threshold."""
-    levels = score_levels(maps)
-    cutoffs = torch.tensor([level_cutoff(t) for t in thresholds], device=maps.device).view(1, -1, 1, 1)
-    masks = levels.unsqueeze(1).long() > cutoffs
-    n, t, h, w = masks.shape
-    return largest_region_boxes(masks.view(n * t, h, w), method).view(n, t, 4)
+    masks = masks_at(score_levels(maps), [level_cutoff(t) for t in thresholds])
+    return largest_region_boxes(masks, method).view(len(maps), len(thresholds), 4)
 
 
 def box_iou(boxes: Tensor, truth: Tensor) -> Tensor:
@@ -186,28 +198,16 @@ def best_ious(levels: Tensor, cutoffs: list[int], truth: Tensor, method: str = "
               chunk: int = 2048) -> tuple[Tensor, Tensor]:
     """For each map (N, H, W uint8 levels) and cutoff: the best IoU with a true box (N, G, 4) of the largest
     region's box, and of any region's box (MaxBoxAccV2); both (N, C). Masks are labelled ``chunk`` at a time."""
-    n, h, w = levels.shape
-    c = len(cutoffs)
+    n, c = len(levels), len(cutoffs)
     largest_iou = torch.empty(n, c, dtype=torch.float64, device=levels.device)
     any_iou = torch.empty(n, c, dtype=torch.float64, device=levels.device)
-    cut = torch.tensor(cutoffs, device=levels.device).view(1, c, 1, 1)
     per = max(1, chunk // c)
     for start in range(0, n, per):
         part = slice(start, start + per)
-        masks = (levels[part].unsqueeze(1).long() > cut).view(-1, h, w)
-        boxes, sizes = region_boxes(region_labels(masks, method))  # (M, L, 4), (M, L)
-        m = masks.shape[0]
-        gt = truth[part].repeat_interleave(c, 0)  # (M, G, 4)
-        empty = torch.zeros(m, 1, 4, dtype=boxes.dtype, device=boxes.device)  # what an empty mask's box is
-        if sizes.shape[1] == 0:
-            boxes, sizes = empty, torch.zeros(m, 1, dtype=torch.long, device=boxes.device)
-        ious = box_iou(boxes, gt).amax(-1)  # (M, L): each region's best true box
-        present = sizes > 0
-        largest = sizes.argmax(1, keepdim=True)
-        none = ~present.any(1)
-        empty_iou = box_iou(empty, gt).amax(-1)[:, 0]
-        largest_iou[part] = torch.where(none, empty_iou, ious.gather(1, largest)[:, 0]).view(-1, c)
-        any_iou[part] = torch.where(none, empty_iou, ious.masked_fill(~present, -1.0).amax(1)).view(-1, c)
+        boxes, real, largest = candidate_boxes(masks_at(levels[part], cutoffs), method)
+        ious = box_iou(boxes, truth[part].repeat_interleave(c, 0)).amax(-1)  # (M, L): each box's best true box
+        largest_iou[part] = ious.gather(1, largest.view(-1, 1)).view(-1, c)
+        any_iou[part] = ious.masked_fill(~real, -1.0).amax(1).view(-1, c)
     return largest_iou, any_iou
 
 
