@@ -30,13 +30,14 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
-def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """``train.yaml`` composed with Hydra overrides, as ``python -m cutmix_repro.train`` would."""
+def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "train") -> DictConfig:
+    """``train.yaml`` (or ``transfer.yaml``) composed with Hydra overrides, as ``python -m cutmix_repro.train``
+    (``.transfer``) would."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose("train", overrides=list(overrides))
+        return hydra_compose(config_name, overrides=list(overrides))
 
 
 def build(node: DictConfig, group: str, **kwargs):

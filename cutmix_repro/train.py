@@ -26,17 +26,19 @@ from .config import GROUPS, compose, config_dir, options
 from .engine.records import BEST_TOP1, INTERRUPTED, STATUS
 
 log = logging.getLogger("cutmix_repro")
-_GROUP_ARG = re.compile(r"^[+~]{0,2}(" + "|".join(GROUPS) + r")=(.*)$")
+def _group_arg(groups: tuple[str, ...]) -> re.Pattern:
+    return re.compile(r"^[+~]{0,2}(" + "|".join(groups) + r")=(.*)$")
 
 
-def check_group_overrides(argv: list[str]) -> str | None:
+def check_group_overrides(argv: list[str], groups: tuple[str, ...] = GROUPS) -> str | None:
     """One error line for an unknown config choice (model=…, +experiment=…), else None.
 
     With ``hydra.searchpath`` (configs of your own beside ours) the choices are Hydra's to check."""
     if any(arg.lstrip("+").startswith("hydra.searchpath") for arg in argv):
         return None
+    pattern = _group_arg(groups)
     for arg in argv:
-        match = _GROUP_ARG.match(arg)
+        match = pattern.match(arg)
         if not match or "(" in match.group(2):  # leave sweep functions such as choice(...) to Hydra
             continue
         group, values = match.groups()
@@ -60,29 +62,30 @@ def _first_of_each_sweep(argv: list[str]):
     return overrides, single
 
 
-def check_composes(argv: list[str]) -> str | None:
+def check_composes(argv: list[str], config_name: str = "train") -> str | None:
     """One error line if the overrides do not compose (unknown key, bad syntax), else None.
 
     Sweeps (``a=1,2``) are checked with their first value; Hydra's own keys are left to it."""
     try:
         overrides, single = _first_of_each_sweep(argv)
-        compose(single)
+        compose(single, config_name)
     except Exception as err:
         cause = err.__cause__
         unknown = getattr(cause, "full_key", None)
         if type(cause).__name__ in ("ConfigAttributeError", "ConfigKeyError") and unknown:
-            return _unknown_key(unknown, [s for o, s in zip(overrides, single) if o.key_or_group != unknown])
+            return _unknown_key(unknown, [s for o, s in zip(overrides, single) if o.key_or_group != unknown],
+                                config_name)
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         lines = [line for line in lines if not line.startswith(("full_key", "object_type", "Set the environment"))]
         return "error: " + "; ".join(lines)
     return None
 
 
-def _unknown_key(key: str, others: list[str]) -> str:
+def _unknown_key(key: str, others: list[str], config_name: str = "train") -> str:
     """``model.shakedrop`` on a model without that option: name the keys that node does have."""
     parent, _, _ = key.rpartition(".")
     try:
-        node = OmegaConf.select(compose(others), parent) if parent else compose(others)
+        node = OmegaConf.select(compose(others, config_name), parent) if parent else compose(others, config_name)
         have = ", ".join(k for k in node.keys() if not str(k).startswith("_"))
     except Exception:
         have = "see --cfg job"
@@ -108,7 +111,7 @@ def log_to_file(message: str) -> None:
             handler.handle(record)
 
 
-def remove_failed_start(run_dir: Path) -> None:
+def remove_failed_start(run_dir: Path, log_name: str = "train.log") -> None:
     """A run that stopped before it wrote anything to keep (no ``results.json``, no checkpoint) leaves no
     folder: what this start wrote (``.hydra/``, ``train.log``, ``tb/``) goes, then the folder if it is
     empty. A folder with anything else in it stays as it was."""
@@ -121,7 +124,7 @@ def remove_failed_start(run_dir: Path) -> None:
                 handler.close()
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     shutil.rmtree(run_dir / "tb", ignore_errors=True)
-    (run_dir / "train.log").unlink(missing_ok=True)
+    (run_dir / log_name).unlink(missing_ok=True)
     try:
         run_dir.rmdir()
     except OSError:

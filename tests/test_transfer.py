@@ -1,0 +1,318 @@
+"""Table 10's transfer (cutmix_repro.transfer): VOC and COCO captions read from files the tests write in the
+real formats, detectors and the captioner built on a ResNet-50 checkpoint of ours, a few optimisation steps
+whose loss falls, runs end to end with exact resume, and bad input refused in one line with nothing written."""
+
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from fakedata import write_coco_captions, write_vocdevkit
+from omegaconf import OmegaConf
+
+from cutmix_repro.config import build, compose
+from cutmix_repro.engine.checkpoint import save_checkpoint
+
+TINY_VOC = ["task.model.min_size=64", "task.model.max_size=96", "task.model.box_batch_size_per_image=16",
+            "task.model.rpn_post_nms_top_n_test=30", "+task.model.rpn_post_nms_top_n_train=100", "recipe=short",
+            "task.recipes.short.batch_size=2", "task.recipes.short.lr=0.0001", "workers=0", "device=cpu",
+            "log_every=1"]
+
+
+def our_run(folder: Path, experiment: str, regularizer: str, error: float, num_classes: int = 10) -> Path:
+    """A training run folder of ours as train writes it: best.pt (model, meta, resolved config), results.json."""
+    cfg = compose([f"+experiment={experiment}", f"regularizer={regularizer}"])
+    torch.manual_seed(0)
+    model = build(cfg.model, "model", num_classes=num_classes)
+    folder.mkdir(parents=True)
+    meta = {"model": model.arch_name, "dataset": "imagenet", "num_classes": num_classes}
+    save_checkpoint(folder / "best.pt", {"model": model.state_dict(), "meta": meta, "epoch": 300,
+                                         "config": OmegaConf.to_container(cfg, resolve=True)})
+    (folder / "results.json").write_text(json.dumps({"status": "finished", "regularizer": regularizer,
+                                                     "best_top1_err": error}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def transfer_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("transfer")
+    return {"r50": our_run(root / "r50", "imagenet_resnet50", "cutmix", 21.4),
+            "voc": root / "voc", "voc_objects": write_vocdevkit(root / "voc"),
+            "coco": root / "coco", "captions": write_coco_captions(root / "coco"), "root": root}
+
+
+def transfer_main(args: list[str], monkeypatch) -> tuple[int, str]:
+    """``python -m cutmix_repro.transfer ARGS`` in this process: (exit status, stderr)."""
+    from cutmix_repro.transfer.__main__ import main
+
+    monkeypatch.setattr(sys, "argv", ["cutmix_repro.transfer", *args])
+    err, status = io.StringIO(), 0
+    with contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    return status, err.getvalue()
+
+
+# data ----------------------------------------------------------------------------------------------------
+def test_voc_boxes_keep_difficult_flags_labels_and_continuous_coordinates(transfer_data):
+    from cutmix_repro.data.voc import VOC_CLASSES, VOCBoxes
+
+    written = transfer_data["voc_objects"]
+    test = VOCBoxes(transfer_data["voc"], ["2007-test"], keep_difficult=True)
+    train = VOCBoxes(transfer_data["voc"], ["2007-trainval", "2012-trainval"], keep_difficult=False)
+    assert (len(test), len(train)) == (4, 10)
+    difficult_seen = 0
+    for dataset in (test, train):
+        for index in range(len(dataset)):
+            ann = dataset.target(index)
+            year = "2007" if ann.image_id.startswith("2007") else "2012"
+            objects = written[(year, ann.image_id.removesuffix(".jpg"))]
+            assert ann.boxes.tolist() == [[x0 - 1, y0 - 1, x1, y1] for _, x0, y0, x1, y1, _ in objects]
+            assert ann.labels.tolist() == [VOC_CLASSES.index(n) + 1 for n, *_ in objects]
+            assert ann.difficult.tolist() == [bool(o[-1]) for o in objects]
+            _, target = dataset[index]
+            kept = len(objects) if dataset is test else sum(not o[-1] for o in objects)
+            assert len(target["boxes"]) == kept  # training leaves difficult objects out, the test set keeps them
+            difficult_seen += int(ann.difficult.sum())
+    assert difficult_seen > 0
+    # the pixels inside a box (the last drawn, on top) are its object's colour: boxes and images line up
+    colours = {"cat": (220, 40, 40), "dog": (40, 200, 40), "car": (40, 40, 220), "person": (220, 220, 40)}
+    for index in range(len(test)):
+        image, target = test[index]
+        x0, y0, x1, y1 = (int(v) for v in target["boxes"][-1])
+        inside = image[:, y0 + 2:y1 - 2, x0 + 2:x1 - 2].float().mean((1, 2))
+        colour = colours[VOC_CLASSES[int(target["labels"][-1]) - 1]]
+        assert (inside - torch.tensor(colour)).abs().max() < 12, (index, inside, colour)
+
+
+def test_coco_captions_vocabulary_and_references(transfer_data):
+    from cutmix_repro.data.coco_captions import Captions, transforms
+    from cutmix_repro.transfer.captioning import UNK, Vocabulary
+
+    train_tf, test_tf = transforms(32)
+    train = Captions(transfer_data["coco"], "train2014", "annotations/captions_train2014.json", train_tf, True)
+    test = Captions(transfer_data["coco"], "val2014", "annotations/captions_val2014.json", test_tf, False)
+    assert (len(train), len(test)) == (8, 4)
+    assert test.captions == transfer_data["captions"]["val2014"]
+    image, caption = train[0]
+    assert image.shape == (3, 32, 32) and caption in transfer_data["captions"]["train2014"][train.ids[0]]
+    # words seen at least 5 times: "red" and "bus" (in every red caption of 4 images) are in, "lake" (4 times) out
+    vocab = Vocabulary((c for refs in train.captions.values() for c in refs), 5)
+    assert {"red", "bus", "blue", "boat"} <= set(vocab.itos) and "lake" not in vocab.itos
+    encoded = vocab.encode("A red bus on a lake")
+    assert vocab.decode(encoded) == f"a red bus on a {UNK}"
+
+
+# models --------------------------------------------------------------------------------------------------
+def test_detectors_start_from_our_checkpoint_with_frozen_batchnorm(transfer_data):
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from cutmix_repro.transfer.backbone import load_backbone
+    from cutmix_repro.transfer.detection import build_detector, frozen_batchnorm, trainable_parameters
+
+    backbone = load_backbone(str(transfer_data["r50"]))
+    assert (backbone.regularizer, backbone.imagenet_top1_err) == ("cutmix", 21.4)
+    saved = torch.load(transfer_data["r50"] / "best.pt", weights_only=True)["model"]
+    c4 = build_detector("faster_rcnn_c4", backbone)
+    body, head = c4.backbone, c4.roi_heads.box_head
+    assert torch.equal(body[6][0].conv1.weight, saved["net.layer3.0.conv1.weight"])  # conv1…layer3 → RPN, RoIs
+    assert torch.equal(head.layer4[2].bn3.running_var, saved["net.layer4.2.bn3.running_var"])  # layer4 per RoI
+    assert frozen_batchnorm(c4) and any(isinstance(m, FrozenBatchNorm2d) for m in c4.modules())
+    fixed = sum(p.numel() for m in (body[0], body[4]) for p in m.parameters())  # conv1, layer1: FIXED_BLOCKS = 1
+    assert all(not p.requires_grad for m in (body[0], body[4]) for p in m.parameters())
+    total = sum(p.numel() for p in c4.parameters())
+    assert trainable_parameters(c4) == total - fixed
+    trained_parts = [body[5], body[6], head, c4.rpn, c4.roi_heads.box_predictor]
+    assert trainable_parameters(c4) == sum(p.numel() for m in trained_parts for p in m.parameters())
+    assert c4.roi_heads.box_predictor.cls_score.out_features == 21
+
+    fpn = build_detector("faster_rcnn_fpn", backbone)
+    assert torch.equal(fpn.backbone.body.layer2[0].conv2.weight, saved["net.layer2.0.conv2.weight"])
+    assert frozen_batchnorm(fpn)
+    ssd = build_detector("ssd300_r50", backbone)
+    assert torch.equal(ssd.backbone.to_layer2[5][3].conv3.weight, saved["net.layer2.3.conv3.weight"])
+    assert not frozen_batchnorm(ssd)  # SSD trains its BatchNorm (batch 32)
+    sizes = [f.shape[-1] for f in ssd.backbone(torch.zeros(1, 3, 300, 300)).values()]
+    assert sizes == [38, 19, 10, 5, 3, 1]  # SSD300's six maps, layer2's first in place of conv4_3
+
+
+def seeded_loss(model, images, targets, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)  # the RPN's and RoI head's sampling draw from torch's RNG
+    return sum(model(images, targets).values())
+
+
+def test_a_few_steps_of_the_detector_and_the_captioner_lower_their_loss(transfer_data):
+    from cutmix_repro.transfer.backbone import load_backbone
+    from cutmix_repro.transfer.captioning import NIC, caption_loss, pad, resnet50_encoder
+    from cutmix_repro.transfer.detection import build_detector
+
+    backbone = load_backbone(str(transfer_data["r50"]))
+    detector = build_detector("faster_rcnn_c4", backbone, min_size=64, max_size=96, box_batch_size_per_image=4,
+                              rpn_post_nms_top_n_train=100).train()
+    images = [torch.rand(3, 72, 96), torch.rand(3, 72, 96)]
+    targets = [{"boxes": torch.tensor([[10.0, 10, 50, 40]]), "labels": torch.tensor([3])},
+               {"boxes": torch.tensor([[30.0, 20, 90, 70]]), "labels": torch.tensor([8])}]
+    optimizer = torch.optim.SGD([p for p in detector.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+    before = seeded_loss(detector, images, targets).item()
+    for step in range(4):
+        optimizer.zero_grad()
+        seeded_loss(detector, images, targets, step).backward()
+        optimizer.step()
+    assert seeded_loss(detector, images, targets).item() < before
+
+    captioner = NIC(resnet50_encoder(backbone), vocab_size=12).train()
+    pictures, tokens = torch.rand(4, 3, 32, 32), pad([[1, 4, 5, 2], [1, 6, 7, 8, 2], [1, 4, 5, 2], [1, 9, 2]])
+    optimizer = torch.optim.Adam([p for p in captioner.parameters() if p.requires_grad], lr=1e-3)
+    with torch.no_grad():
+        before = caption_loss(captioner(pictures, tokens), tokens).item()
+    for _ in range(5):
+        optimizer.zero_grad()
+        caption_loss(captioner(pictures, tokens), tokens).backward()
+        optimizer.step()
+    with torch.no_grad():
+        assert caption_loss(captioner(pictures, tokens), tokens).item() < before
+    assert all(not p.requires_grad for p in captioner.encoder.parameters())  # the backbone stays fixed
+
+
+def test_beam_search_finds_the_caption_a_model_prefers():
+    from cutmix_repro.transfer.captioning import NIC
+
+    # an LSTM-free check of the search: a model whose next-word scores depend on the previous word only,
+    # such that greedy decoding (4 then 2: log 0.5 + log 0.4) loses to the beam's 5 then 6 then end (0.45 · 0.9 · 1)
+    class Table(NIC):
+        def __init__(self):
+            super().__init__(torch.nn.Flatten(), vocab_size=8)
+            self.project = torch.nn.Sequential(torch.nn.Linear(2048, 512))
+
+    model = Table().eval()
+    table = torch.full((8, 8), 1e-6)
+    table[1, 4], table[1, 5] = 0.5, 0.45
+    table[4, 2], table[4, 7] = 0.4, 0.35
+    table[5, 6] = 0.9
+    table[6, 2] = 1.0
+    table[7, 2] = 1.0
+    logp = (table / table.sum(1, keepdim=True)).log()
+
+    class Carry(torch.nn.Module):  # an "LSTM" whose output is its input: the previous word's embedding
+        def forward(self, x, state=None):
+            return x, (x.transpose(0, 1), x.transpose(0, 1))
+
+    class Scores(torch.nn.Module):  # next-word log-probabilities from the previous word
+        def forward(self, h):
+            return h[..., :8] @ logp
+
+    model.lstm, model.out = Carry(), Scores()
+    model.embed = torch.nn.Embedding.from_pretrained(torch.eye(8, 512))
+    with torch.no_grad():
+        best = model.beam_search(torch.zeros(1, 2048), start=1, end=2, beam=3, max_len=5)
+        greedy = model.beam_search(torch.zeros(1, 2048), start=1, end=2, beam=1, max_len=5)
+    assert best == [[5, 6]] and greedy == [[4]]
+
+
+# runs ----------------------------------------------------------------------------------------------------
+def test_a_detection_run_resumed_after_a_stop_equals_one_never_stopped(transfer_data, monkeypatch, tmp_path):
+    from cutmix_repro.transfer import run as transfer_run
+
+    base = [f"init_from={transfer_data['r50']}", f"task.data.root={transfer_data['voc']}", *TINY_VOC,
+            "task.recipes.short.iterations=4", "task.recipes.short.milestones=[3]", "checkpoint_every=100"]
+    straight = tmp_path / "straight"
+    assert transfer_main(["+task=voc_faster_rcnn", *base, f"hydra.run.dir={straight}"], monkeypatch)[0] == 0
+    calls = {"n": 0}
+
+    def stop_after_two(stop, distributed_run):
+        calls["n"] += 1
+        return calls["n"] == 2
+
+    stopped = tmp_path / "stopped"
+    monkeypatch.setattr(transfer_run, "_stop_agreed", stop_after_two)
+    assert transfer_main(["+task=voc_faster_rcnn", *base, f"hydra.run.dir={stopped}"], monkeypatch)[0] == 0
+    record = json.loads((stopped / "results.json").read_text())
+    assert (record["status"], record["iterations_done"]) == ("interrupted", 2)
+    assert transfer_main(["+task=voc_faster_rcnn", *base, f"hydra.run.dir={stopped}", "resume=true"],
+                         monkeypatch)[0] == 0
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(stopped / "last.pt", weights_only=True)
+    assert a["iteration"] == b["iteration"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    results = json.loads((straight / "results.json").read_text())
+    assert results["status"] == "finished" and results["task"] == "voc_faster_rcnn" and not results["paper_recipe"]
+    assert results["backbone"]["regularizer"] == "cutmix" and results["backbone"]["imagenet_top1_err"] == 21.4
+    assert results["metrics"]["test_images"] == 4 and 0 <= results["metrics"]["map"] <= 100
+    assert json.loads((stopped / "results.json").read_text())["metrics"] == results["metrics"]
+    assert (straight / ".hydra" / "config.yaml").is_file() and (straight / "transfer.log").is_file()
+    from helpers import scalars
+
+    assert [s for s, _ in scalars(straight, "train/loss")] == [1, 2, 3, 4]
+    assert [s for s, _ in scalars(straight, "test/map")] == [4]
+
+
+def test_a_captioning_run_scores_its_captions_with_the_coco_scorers(transfer_data, monkeypatch, tmp_path):
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("no Java here: METEOR and the PTB tokenizer need it (CI installs a headless JRE)")
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    run = tmp_path / "nic"
+    args = ["+task=coco_nic", f"init_from={transfer_data['r50']}", f"task.data.root={transfer_data['coco']}",
+            "recipe=short", "task.recipes.short.epochs=2", "task.recipes.short.batch_size=4", "task.data.image_size=32",
+            "task.beam=3", "workers=0", "device=cpu", f"hydra.run.dir={run}"]
+    status, err = transfer_main(args, monkeypatch)
+    assert status == 0, err
+    results = json.loads((run / "results.json").read_text())
+    metrics = results["metrics"]
+    assert set(metrics) == {"bleu_1", "bleu_4", "meteor", "rouge_l", "cider", "test_images"}
+    assert metrics["test_images"] == 4
+    from helpers import scalars
+
+    assert [s for s, _ in scalars(run, "test/cider")] == [results["iterations"]]
+    # the scores are the COCO scorers' on the captions the run wrote (its words are already lower-case tokens)
+    captions = {int(i): c for i, c in json.loads((run / "captions.json").read_text())["captions"].items()}
+    references = {i: [r.lower() for r in transfer_data["captions"]["val2014"][i]] for i in captions}
+    candidates = {i: [c] for i, c in captions.items()}
+    bleu, _ = Bleu(4).compute_score(references, candidates, verbose=0)
+    cider, _ = Cider().compute_score(references, candidates)
+    assert metrics["bleu_1"] == pytest.approx(100 * bleu[0]) and metrics["bleu_4"] == pytest.approx(100 * bleu[3])
+    assert metrics["cider"] == pytest.approx(100 * cider)  # in percent, as Table 10 prints them
+    assert 0 < metrics["meteor"] < 100 and 0 < metrics["rouge_l"] < 100
+
+
+# bad input -------------------------------------------------------------------------------------------------
+def bad_annotation(root: Path, transform) -> Path:
+    """A copy of a 2007 test tree whose first annotation is changed by ``transform(xml) -> xml``."""
+    write_vocdevkit(root, {"2007": {"test": 2}})
+    first = sorted((root / "VOCdevkit" / "VOC2007" / "Annotations").glob("*.xml"))[0]
+    first.write_text(transform(first.read_text()))
+    return first
+
+
+@pytest.mark.parametrize("case", ["no devkit", "box outside", "no objects", "cifar checkpoint", "no task"])
+def test_bad_input_is_one_line_and_nothing_is_written(case, transfer_data, monkeypatch, tmp_path):
+    import re
+
+    root, run = tmp_path / "voc", tmp_path / "run"
+    init_from = transfer_data["r50"]
+    expected = {"no devkit": "no VOCdevkit folder", "box outside": "outside its 96×72 image",
+                "no objects": "it has no objects", "cifar checkpoint": "not a ResNet-50",
+                "no task": "choose a task"}[case]
+    if case == "box outside":
+        bad_annotation(root, lambda xml: re.sub(r"<xmax>\d+</xmax>", "<xmax>97</xmax>", xml, count=1))
+    elif case == "no objects":
+        bad_annotation(root, lambda xml: re.sub(r"  <object>.*</object>\n", "", xml, flags=re.S))
+    elif case == "cifar checkpoint":
+        write_vocdevkit(root, {"2007": {"test": 2}})
+        init_from = our_run(tmp_path / "r110", "cifar100_resnet110", "cutmix", 20.0)
+    task = [] if case == "no task" else ["+task=voc_faster_rcnn"]
+    args = [*task, f"init_from={init_from}", f"task.data.root={root}", "task.data.train=[2007-test]",
+            *TINY_VOC, f"hydra.run.dir={run}"]
+    status, err = transfer_main(args, monkeypatch)
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], err
+    assert not run.exists()
