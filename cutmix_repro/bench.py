@@ -15,7 +15,10 @@
      (``dataset.pipeline=device``), and each one's images/s (on CUDA: decoding + augmentation at batch 256);
   5. on the CPU: the same step eager vs compiled (``torch.compile``, as ``trainer.compile=true``), and
      the graphs and graph breaks dynamo counted, for a whole-model and a per-stage (feature CutMix)
-     compilation and for ShakeDrop.
+     compilation and for ShakeDrop;
+  7. Table 10's detectors: training images/s of each one's step beside ResNet-50's classification step on the
+     same device, and the GPU-hours of the paper's recipes projected from ResNet-50's measured GPU throughput;
+  8. what the devkit's +1 pixel changes in VOC07 mAP, on synthetic VOC-sized detections.
 It writes ``results/bench/<date>_<device>.md`` (date, machine, versions) and appends GPU
 throughput to ``results/bench/throughput.json`` for the reproduce scripts' estimates.
 """
@@ -384,6 +387,109 @@ def bench_decoding(count: int, batch_size: int, device: str = "cpu") -> dict:
             "tensor_over_pil": pil_wall / tensor_wall}
 
 
+# 7. Table 10's transfer tasks -------------------------------------------------------------------
+# The paper appendix's recipes: (task, detector, images per iteration × iterations, image size of its step)
+TRANSFER_RECIPES = [("voc_faster_rcnn", "faster_rcnn_c4", 8 * 120_000), ("voc_ssd", "ssd300_r50", 32 * 120_000),
+                    ("voc_faster_rcnn_fpn", "faster_rcnn_fpn", 8 * 120_000)]
+
+
+def bench_transfer(batch_size: int, steps: int, device: str = "cpu", size: tuple[int, int] = (375, 500),
+                   quick: bool = False) -> list[dict]:
+    """Training images/s of each detector's step (the configs' options: Faster R-CNN at a shorter side of 600 with
+    128 RoIs per image, SSD at 300²) on VOC-sized images (500×375, 1–3 objects), beside ResNet-50's ImageNet
+    classification step (224², the trainer's model) on the same device: the ratio projects Table 10's GPU time
+    from ResNet-50's measured GPU throughput."""
+    from .config import build, compose
+    from .transfer.detection import build_detector
+
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    images = [torch.rand(3, *size, device=dev) for _ in range(batch_size)]
+    targets = [{"boxes": torch.tensor([[40.0, 30, 300, 250], [200, 100, 480, 360]][: 1 + i % 2], device=dev),
+                "labels": torch.tensor([12, 15][: 1 + i % 2], device=dev)} for i in range(batch_size)]
+    options = {"faster_rcnn_c4": {"box_batch_size_per_image": 128}, "faster_rcnn_fpn": {}, "ssd300_r50": {}}
+    if quick:  # checks the code runs: small images, few RoIs
+        small = {"min_size": 96, "max_size": 128, "rpn_post_nms_top_n_train": 50, "box_batch_size_per_image": 8}
+        options = {"faster_rcnn_c4": small, "faster_rcnn_fpn": small, "ssd300_r50": {}}
+    side = 64 if quick else 224
+    rows = []
+
+    def timed(step) -> float:
+        step()  # warm-up
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return (time.perf_counter() - started) / steps
+
+    def classification_images_per_s() -> float:
+        classifier = build(compose(["+experiment=imagenet_resnet50"]).model, "model", num_classes=1000).to(dev).train()
+        optimizer = torch.optim.SGD(classifier.parameters(), lr=0.01, momentum=0.9)
+        x = torch.randn(batch_size * 4, 3, side, side, device=dev)
+        y = torch.randint(1000, (batch_size * 4,), device=dev)
+
+        def classify():
+            loss = F.cross_entropy(classifier(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return batch_size * 4 / timed(classify)
+
+    resnet_ips = classification_images_per_s()
+    for task, name, images_total in TRANSFER_RECIPES:
+        model = build_detector(name, None, **options[name]).to(dev).train()
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+
+        def step(m=model, o=opt):
+            loss = sum(m(images, targets).values())
+            o.zero_grad(set_to_none=True)
+            loss.backward()
+            o.step()
+
+        ips = batch_size / timed(step)
+        rows.append({"task": task, "model": name, "device": device, "batch_size": batch_size, "images_per_s": ips,
+                     "resnet50_images_per_s": resnet_ips, "over_resnet50": ips / resnet_ips,
+                     "paper_images": images_total})
+        del model, opt
+    return rows
+
+
+def bench_voc_plus_one(images: int = 2000, seed: int = 0) -> dict:
+    """What the devkit's +1 pixel changes in VOC07 mAP: VOC-sized ground truths (20–400 px) and detections
+    jittered around them (σ = 15% of the box size) or placed anywhere, scored both ways."""
+    from .evaluation.voc_ap import ImageDetections, voc07_map
+
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(images):
+        n = int(rng.integers(1, 4))
+        wh = rng.uniform(20, 400, (n, 2))
+        xy = rng.uniform(0, 500 - wh.min(), (n, 2)) % (500 - wh)
+        gt = np.concatenate([xy, xy + wh], 1).round()
+        labels = rng.integers(1, 21, n)
+        boxes, scores, det_labels = [], [], []
+        for box, label in zip(gt, labels):
+            size = np.r_[box[2:] - box[:2], box[2:] - box[:2]]
+            for _ in range(int(rng.integers(1, 3))):
+                boxes.append(box + rng.normal(0, 0.15, 4) * size)
+                scores.append(rng.uniform(0.3, 1.0))
+                det_labels.append(label)
+        for _ in range(int(rng.integers(0, 3))):
+            x, y = rng.uniform(0, 400, 2)
+            boxes.append([x, y, x + rng.uniform(20, 100), y + rng.uniform(20, 100)])
+            scores.append(rng.uniform(0, 0.8))
+            det_labels.append(int(rng.integers(1, 21)))
+        found.append(ImageDetections(np.array(boxes), np.array(scores), np.array(det_labels), gt, labels,
+                                     np.zeros(n, bool)))
+    names = [str(i) for i in range(1, 21)]
+    without, with_one = voc07_map(found, names)["map"], voc07_map(found, names, plus_one=True)["map"]
+    return {"images": images, "map": without, "map_plus_one": with_one, "difference": with_one - without}
+
+
 # the report ------------------------------------------------------------------------------------
 def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> list[str]:
     lines = ["| " + " | ".join(c[1] for c in columns) + " |", "|" + "---|" * len(columns)]
@@ -458,6 +564,27 @@ def write_report(out: Path, results: dict, stamp: str, device_name: str) -> Path
                   "the host when decoding and augmenting run on a GPU; kernel launches not included). The tensor "
                   "path's throughput is measured on the row's device (on the CPU: torchvision's CPU decoder). "
                   "Target: host CPU ratio ≤ 0.1; on an H100 ≥ 10,000 img/s decoded and augmented.", ""]
+    if results.get("transfer"):
+        lines += ["## 7. Table 10's transfer: detector training steps", "",
+                  *_table(results["transfer"], [("task", "task", "s"), ("model", "model", "s"),
+                                                ("device", "device", "s"), ("batch_size", "batch", "d"),
+                                                ("images_per_s", "img/s", ".2f"),
+                                                ("resnet50_images_per_s", "ResNet-50 224² classification img/s", ".2f"),
+                                                ("over_resnet50", "÷ ResNet-50", ".4f")]), "",
+                  "VOC-sized images (500×375); Faster R-CNN resized to a shorter side of 600 (C4: 128 RoIs per image), "
+                  "SSD to 300². The ratio to ResNet-50's step on the same device projects each task's GPU time from "
+                  "ResNet-50's measured GPU throughput (README: Table 10).", ""]
+        for row in results["transfer"]:
+            if row.get("projected_gpu_hours") is not None:
+                lines.append(f"Projected paper recipe of {row['task']} ({row['paper_images']:,} images): "
+                             f"{row['projected_gpu_hours']:.1f} GPU-hours on {row['projected_on']}.")
+        lines.append("")
+    if results.get("voc_plus_one"):
+        p = results["voc_plus_one"]
+        lines += ["## 8. VOC07 mAP with and without the devkit's +1 pixel", "",
+                  f"{p['images']} synthetic VOC-sized images (boxes 20–400 px, detections jittered by 15% of the box "
+                  f"size): mAP {p['map']:.2f} without, {p['map_plus_one']:.2f} with the +1 "
+                  f"({p['difference']:+.2f} points).", ""]
     path = out / f"{stamp.replace(' ', '_').replace(':', '')}_{device_name.replace(' ', '-')}.md"
     path.write_text("\n".join(lines))
     return path
@@ -478,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--out", default="results/bench")
-    parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled,decoding")
+    parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled,decoding,transfer")
     parser.add_argument("--modes", default="eager",
                         help="compile modes of the training benchmarks: eager and/or torch.compile modes "
                              "(default, reduce-overhead, ...), comma-separated")
@@ -536,6 +663,20 @@ def main(argv: list[str] | None = None) -> int:
         results["decoding"] = [bench_decoding(count, batch, "cpu")]
         if has_cuda:
             results["decoding"].append(bench_decoding(count if quick else 1024, 8 if quick else 256, "cuda"))
+    if "transfer" in parts:
+        device = "cuda" if has_cuda else "cpu"
+        rows = bench_transfer(1 if quick else 2, 1 if quick else 3, device, (150, 200) if quick else (375, 500), quick)
+        from .reproduce import measured_throughput
+
+        measured = measured_throughput("resnet50", "imagenet")
+        for row in rows:  # GPU time of the paper's recipe, from ResNet-50's measured GPU throughput and the ratio
+            if measured is not None:
+                speed = measured["images_per_s"] * row["over_resnet50"]
+                row["projected_gpu_hours"] = row["paper_images"] / speed / 3600
+                row["projected_on"] = (f"{measured['device']} (ResNet-50 {measured['images_per_s']:.0f} img/s, "
+                                       f"{measured['date']})")
+        results["transfer"] = rows
+        results["voc_plus_one"] = bench_voc_plus_one(200 if quick else 2000)
     path = write_report(Path(args.out), results, stamp, device_name)
     print(path.read_text())
     print(f"written to {path}")

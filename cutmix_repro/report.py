@@ -8,6 +8,8 @@ below the given run or multirun directories and writes, under ``--out``:
 - the Figure 3 sweeps as tables and PNG plots;
 - ``sweeps.md`` and a plot per sweep found among the runs: runs that differ in one numeric key only
   (and the seed), drawn as error against the swept value with seed error bars;
+- ``table10.md`` from the runs of ``python -m cutmix_repro.transfer`` (detection mAP, caption scores), each
+  row's backbone being the Table 3 run of its setting;
 - ``unmatched_runs.md`` for runs that match no paper row, with their model and regularizer options.
 Cells with no run say "not run": nothing is ever filled from the paper into "ours".
 """
@@ -47,6 +49,7 @@ from .paper import (
     FIGURES,
     LOCALIZATION_TABLES,
     TABLES,
+    TRANSFER_TABLES,
     config_key,
     load_tables,
     localization_cells,
@@ -531,10 +534,65 @@ def unmatched_markdown(groups: dict[str, list[dict]], used: set[str]) -> tuple[s
     return "\n".join(lines), rows
 
 
+TRANSFER_NOTE = (
+    "Each cell: our runs of `python -m cutmix_repro.transfer` with the paper appendix's recipe (`recipe=paper`), "
+    "mean ± std over seeds (n = runs), the paper's single number beside it; a row's backbone is the Table 3 run of "
+    "the same setting (its ImageNet best top-1 error, mean over the backbones used). Detection: VOC07 test, "
+    "11-point AP at IoU > 0.5, difficult objects ignored (evaluation/voc_ap.py). Captioning: the COCO caption "
+    "scorers on val2014. VOC07 AP varies by ~0.2 between runs of one setting; the paper's gaps are ~1 point.")
+
+
+def transfer_markdown(table: dict, runs: list[tuple[Path, dict]], backbone_table: dict) -> tuple[str, list]:
+    """Table 10: per backbone row, the paper's line and ours (mean ± std over seeds, n) for each column; runs
+    that fit no row (other backbones, the short recipe) in a second table."""
+    finished = [r for _, r in runs if r.get(STATUS) == FINISHED and r.get("metrics")]
+    columns = table["columns"]
+    header = "| Backbone (ImageNet top-1 err) | from | " + " | ".join(c["name"] for c in columns) + " |"
+    lines = [f"# {table['title']}", "", header, "|" + "---|" * (len(columns) + 2)]
+    used, found = set(), []
+    for row in table["rows"]:
+        key = config_key(tuple([f"+experiment={backbone_table['experiment']}", *row["overrides"]]))
+        mine = [r for r in finished if r.get("backbone", {}).get("run_key") == key and r.get("paper_recipe")]
+        used.update(id(r) for r in mine)
+        errors = [e for r in mine if (e := r["backbone"].get("imagenet_top1_err")) is not None]
+        lines.append(f"| {row['label']} ({row['imagenet_top1']:.2f}) | paper | "
+                     + " | ".join(fmt_paper(row.get(c["key"])) for c in columns) + " |")
+        cells = []
+        for c in columns:
+            values = [r["metrics"][c["metric"]] for r in mine if r["task"] == c["task"]]
+            cells.append(fmt_mean_std(values))
+            if values:
+                found.append((f"{row['label']} {c['name']}", len(values), stats(values)[0]))
+        ours = f"{fmt_mean(errors)}" if errors else "no run"
+        lines.append(f"| {row['label']} ({ours}) | ours | " + " | ".join(cells) + " |")
+    lines += ["", TRANSFER_NOTE, ""]
+    others: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in finished:
+        if id(r) not in used:
+            backbone = r.get("backbone", {})
+            name = backbone.get("regularizer") or backbone.get("source", "?")
+            recipe = r.get("recipe", "?") + ("" if r.get("paper_recipe") else ", not the paper's")
+            others[(f"{name} ({backbone.get('source', '?')})", recipe)].append(r)
+    if others:
+        lines += ["## Other backbones and recipes", "",
+                  "| Backbone | recipe | " + " | ".join(c["name"] for c in columns) + " |",
+                  "|" + "---|" * (len(columns) + 2)]
+        for (name, recipe), rs in sorted(others.items()):
+            cells = [fmt_mean_std([r["metrics"][c["metric"]] for r in rs if r["task"] == c["task"]]) for c in columns]
+            lines.append(f"| {name} | {recipe} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines), found
+
+
 def generate(paths: list[str], out: Path, figures: bool = True) -> dict[str, Any]:
     """Write every table and figure for the runs under ``paths`` into ``out``; return a summary."""
     out.mkdir(parents=True, exist_ok=True)
     everything = find_results(paths)
+    transfers = [(d, r) for d, r in everything if "task" in r]  # python -m cutmix_repro.transfer runs: Table 10
+    for d, r in everything:
+        if "task" not in r and "dataset" not in r:
+            print(f"warning: skipping {d / 'results.json'}: neither a training nor a transfer run's", file=sys.stderr)
+    everything = [(d, r) for d, r in everything if "task" not in r and "dataset" in r]
     runs = [(d, r) for d, r in everything if r.get(STATUS) == FINISHED]
     unfinished = len(everything) - len(runs)
     groups = group_runs(runs)
@@ -560,6 +618,11 @@ def generate(paths: list[str], out: Path, figures: bool = True) -> dict[str, Any
                 summary["files"] += plot_figure5(out, curves)
         else:
             text, found = ood_markdown(tables[name], groups)
+        (out / f"{name}.md").write_text(text)
+        summary["files"].append(f"{name}.md")
+        summary["tables"][name] = found
+    for name in TRANSFER_TABLES:
+        text, found = transfer_markdown(tables[name], transfers, tables[tables[name]["backbone_table"]])
         (out / f"{name}.md").write_text(text)
         summary["files"].append(f"{name}.md")
         summary["tables"][name] = found
@@ -593,6 +656,11 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         table = tables[name]
         if name in EVALUATION_TABLES:
             print(f"  {name}: {len(rows)} {'rows' if name == 'table11' else 'regularizers'} with evaluated runs")
+            continue
+        if name in TRANSFER_TABLES:
+            print(f"  {name}: {len(rows)}/{len(table['rows']) * len(table['columns'])} cells with runs")
+            for label, n, mean in rows:
+                print(f"    {label:<45} {mean:6.2f}  (n={n})")
             continue
         if name in LOCALIZATION_TABLES:
             print(f"  {name}: {len(rows)}/{len(table['rows']) * len(table['datasets'])} cells with runs")

@@ -16,6 +16,11 @@ Tables 11 and 12 measure trained models: ``reproduce table11`` (Table 3's ResNet
 table12`` (Table 5's PyramidNet-200s) run ``python -m cutmix_repro.evaluate`` on the finished runs of
 their rows under ``--runs-dir`` (extra arguments go to it, e.g. ``--ood-crop data/TinyImageNet``), say
 which training runs are missing, and write the report.
+
+Table 10 transfers trained backbones: ``reproduce table10`` finds the Table 3 ResNet-50 runs of its four rows
+under ``--runs-dir`` (baseline, Mixup, Cutout, CutMix), names the missing ones, and launches ``python -m
+cutmix_repro.transfer`` for each found backbone and task (SSD, Faster R-CNN, NIC) with ``seeds`` seeds each;
+extra arguments are the transfer's overrides (``task.data.root=...``, ``recipe=short``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from .paper import (
     FIGURES,
     LOCALIZATION_TABLES,
     TABLES,
+    TRANSFER_TABLES,
     config_key,
     dataset_name,
     launches,
@@ -43,7 +49,7 @@ from .paper import (
     run_key,
 )
 
-NAMES = TABLES + LOCALIZATION_TABLES + EVALUATION_TABLES + FIGURES
+NAMES = TABLES + LOCALIZATION_TABLES + TRANSFER_TABLES + EVALUATION_TABLES + FIGURES
 # what each evaluation table measures, and the table whose training runs it needs
 EVALUATIONS = {"table11": (["clean", "fgsm", "occlusion", "in-between"], "table3"),
                "table12": (["clean", "ood", "calibration"], "table5")}
@@ -146,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.name in EVALUATION_TABLES:
         return evaluate_table(args, [*args.overrides, *passed_on])
+    if args.name in TRANSFER_TABLES:
+        if passed_on:
+            print(f"error: {passed_on[0]!r} is not an option of python -m cutmix_repro.reproduce", file=sys.stderr)
+            return 2
+        return transfer_table(args)
     if passed_on:
         print(f"error: {passed_on[0]!r} is not an option of python -m cutmix_repro.reproduce", file=sys.stderr)
         return 2
@@ -203,6 +214,59 @@ def evaluate_table(args, evaluate_args: list[str]) -> int:
     if evaluated and not args.dry_run:
         return report([args.runs_dir, "--out", args.out])
     return 0 if evaluated else 2
+
+
+def transfer_commands(name: str, runs_dir: str, extra: list[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """(label, transfer command) for each found backbone and task of a transfer table, and the labels of the
+    rows whose backbone (a finished training run of the backbone table's row) is not under ``runs_dir``."""
+    from .report import find_results
+
+    tables = load_tables()
+    table, backbones = tables[name], tables[tables[name]["backbone_table"]]
+    runs = [(d, r) for d, r in find_results([runs_dir]) if r.get("status") == "finished" and "dataset" in r] \
+        if Path(runs_dir).exists() else []
+    tasks = list(dict.fromkeys(c["task"] for c in table["columns"]))
+    seeds = "seed=" + ",".join(str(s) for s in range(table["seeds"]))
+    commands, missing = [], []
+    for row in table["rows"]:
+        key = config_key(tuple([f"+experiment={backbones['experiment']}", *row["overrides"]]))
+        found = sorted(d for d, r in runs if run_key(r) == key)
+        if not found:
+            missing.append(row["label"])
+            continue
+        for task in tasks:
+            folder = f"{runs_dir}/{name}/{row['label'].lower()}/{task}"
+            commands.append((f"{row['label']} backbone ({found[0]}), {task}",
+                             ["-m", "cutmix_repro.transfer", "-m", f"+task={task}", f"init_from={found[0]}", seeds,
+                              f'hydra.sweep.dir="{folder}"', *extra]))
+    return commands, missing
+
+
+def transfer_table(args) -> int:
+    """Launch a transfer table's cells from the backbones found under ``--runs-dir``, then write the report."""
+    from .report import main as report
+
+    commands, missing = transfer_commands(args.name, args.runs_dir, list(args.overrides))
+    table = load_tables()[args.name]
+    backbone_table = table["backbone_table"]
+    print(f"{args.name}: {len(commands)} launches of {table['seeds']} seeds each, from the backbones of "
+          f"{len(table['rows']) - len(missing)} of its {len(table['rows'])} rows found under {args.runs_dir}")
+    if missing:
+        print(f"{args.name}: no finished {backbone_table} run under {args.runs_dir} for {', '.join(missing)}: train "
+              f"them first, e.g. python -m cutmix_repro.reproduce {backbone_table}", file=sys.stderr)
+    if not commands:
+        return 2
+    for label, command in commands:
+        show(label, command)
+        if not args.dry_run:
+            status = subprocess.run([sys.executable, *command]).returncode
+            if status != 0:
+                print(f"error: the runs of {label!r} failed (exit status {status}); the report was not written",
+                      file=sys.stderr)
+                return status
+    if not args.dry_run:
+        return report([f"{args.runs_dir}/{args.name}", "--out", args.out])
+    return 0
 
 
 if __name__ == "__main__":

@@ -31,8 +31,14 @@ def our_run(folder: Path, experiment: str, regularizer: str, error: float, num_c
     meta = {"model": model.arch_name, "dataset": "imagenet", "num_classes": num_classes}
     save_checkpoint(folder / "best.pt", {"model": model.state_dict(), "meta": meta, "epoch": 300,
                                          "config": OmegaConf.to_container(cfg, resolve=True)})
-    (folder / "results.json").write_text(json.dumps({"status": "finished", "regularizer": regularizer,
-                                                     "best_top1_err": error}))
+    from cutmix_repro.config import params
+    from cutmix_repro.paper import dataset_name
+
+    record = {"status": "finished", "dataset": dataset_name(cfg), "model": model.arch_name,
+              "model_target": cfg.model._target_, "model_options": params(cfg.model), "regularizer": regularizer,
+              "regularizer_target": cfg.regularizer._target_, "regularizer_params": params(cfg.regularizer),
+              "label_smoothing": cfg.label_smoothing, "best_top1_err": error}
+    (folder / "results.json").write_text(json.dumps(record))
     return folder
 
 
@@ -139,6 +145,33 @@ def test_detectors_start_from_our_checkpoint_with_frozen_batchnorm(transfer_data
     assert not frozen_batchnorm(ssd)  # SSD trains its BatchNorm (batch 32)
     sizes = [f.shape[-1] for f in ssd.backbone(torch.zeros(1, 3, 300, 300)).values()]
     assert sizes == [38, 19, 10, 5, 3, 1]  # SSD300's six maps, layer2's first in place of conv4_3
+
+
+def test_init_from_torchvision_the_authors_release_or_a_state_dict_and_nothing_else(tmp_path, monkeypatch):
+    import torchvision
+
+    from cutmix_repro.errors import ConfigError
+    from cutmix_repro.transfer.backbone import load_backbone
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(ConfigError, match="not on this machine"):
+        load_backbone("torchvision")
+    reference = torchvision.models.resnet50(weights=None).state_dict()
+    path = tmp_path / "torch" / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    path.parent.mkdir(parents=True)
+    torch.save(reference, path)
+    authors = tmp_path / "cutmix_resnet50.pth.tar"  # clovaai/CutMix-PyTorch: DataParallel keys, arch, best_err1
+    torch.save({"epoch": 300, "arch": "resnet", "best_err1": 21.4, "best_err5": 5.92,
+                "state_dict": {f"module.{k}": v for k, v in reference.items()}}, authors)
+    for init_from, error in (("torchvision", 23.87), (str(authors), 21.4), (str(path), None)):
+        backbone = load_backbone(init_from)
+        assert backbone.imagenet_top1_err == error and "fc.weight" not in backbone.state
+        assert all(torch.equal(backbone.state[k], v) for k, v in reference.items() if not k.startswith("fc."))
+    deeper = tmp_path / "resnet101.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in torchvision.models.resnet101().state_dict().items()}},
+               deeper)
+    with pytest.raises(ConfigError, match=r"is not a ResNet-50 \(its weight layer3.6.conv1.weight"):
+        load_backbone(str(deeper))
 
 
 def seeded_loss(model, images, targets, seed: int = 0) -> torch.Tensor:
@@ -293,7 +326,7 @@ def bad_annotation(root: Path, transform) -> Path:
     return first
 
 
-@pytest.mark.parametrize("case", ["no devkit", "box outside", "no objects", "cifar checkpoint", "no task"])
+@pytest.mark.parametrize("case", ["no devkit", "box outside", "no objects", "cifar checkpoint", "no task", "no java"])
 def test_bad_input_is_one_line_and_nothing_is_written(case, transfer_data, monkeypatch, tmp_path):
     import re
 
@@ -301,7 +334,7 @@ def test_bad_input_is_one_line_and_nothing_is_written(case, transfer_data, monke
     init_from = transfer_data["r50"]
     expected = {"no devkit": "no VOCdevkit folder", "box outside": "outside its 96×72 image",
                 "no objects": "it has no objects", "cifar checkpoint": "not a ResNet-50",
-                "no task": "choose a task"}[case]
+                "no task": "choose a task", "no java": "install a Java runtime"}[case]
     if case == "box outside":
         bad_annotation(root, lambda xml: re.sub(r"<xmax>\d+</xmax>", "<xmax>97</xmax>", xml, count=1))
     elif case == "no objects":
@@ -310,9 +343,68 @@ def test_bad_input_is_one_line_and_nothing_is_written(case, transfer_data, monke
         write_vocdevkit(root, {"2007": {"test": 2}})
         init_from = our_run(tmp_path / "r110", "cifar100_resnet110", "cutmix", 20.0)
     task = [] if case == "no task" else ["+task=voc_faster_rcnn"]
+    if case == "no java":  # the captioning scores need it: said before any training
+        import shutil
+
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+        task, root = ["+task=coco_nic"], transfer_data["coco"]
     args = [*task, f"init_from={init_from}", f"task.data.root={root}", "task.data.train=[2007-test]",
             *TINY_VOC, f"hydra.run.dir={run}"]
+    if case == "no java":
+        args = [*task, f"init_from={init_from}", f"task.data.root={root}", "device=cpu", f"hydra.run.dir={run}"]
     status, err = transfer_main(args, monkeypatch)
     lines = err.strip().splitlines()
     assert status == 2 and len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], err
     assert not run.exists()
+
+
+# Table 10 ----------------------------------------------------------------------------------------------------
+def test_table10_puts_each_transfer_run_in_its_backbones_row_beside_the_papers_number(tmp_path):
+    from cutmix_repro.report import transfer_markdown
+    from cutmix_repro.transfer.backbone import load_backbone
+
+    tables = __import__("cutmix_repro.paper", fromlist=["load_tables"]).load_tables()
+    mixup = our_run(tmp_path / "mixup", "imagenet_resnet50", "mixup", 22.9)
+    key = load_backbone(str(mixup)).details["run_key"]
+
+    def run(task, metrics, paper=True, run_key=key):
+        return (tmp_path, {"status": "finished", "task": task, "paper_recipe": paper, "recipe": "paper" if paper else
+                           "short", "metrics": metrics,
+                           "backbone": {"run_key": run_key, "imagenet_top1_err": 22.9, "regularizer": "mixup",
+                                        "source": "our run"}})
+
+    runs = [run("voc_faster_rcnn", {"map": 74.0}), run("voc_faster_rcnn", {"map": 74.4}), run("voc_ssd", {"map": 76.1}),
+            run("voc_faster_rcnn", {"map": 10.0}, paper=False), run("voc_ssd", {"map": 50.0}, run_key="elsewhere")]
+    text, found = transfer_markdown(tables["table10"], runs, tables["table3"])
+    lines = text.splitlines()
+    header = lines[2].strip("| ").split(" | ")
+    ours = next(line for line in lines if line.startswith("| Mixup (22.90) | ours |")).strip("| ").split(" | ")
+    paper = next(line for line in lines if line.startswith("| Mixup (22.58) | paper |")).strip("| ").split(" | ")
+    column = {name: i for i, name in enumerate(header)}
+    assert ours[column["Faster R-CNN mAP"]] == "74.20 ± 0.28 (n=2)"  # the short-recipe run is not among them
+    assert ours[column["SSD mAP"]] == "76.10 (n=1)" and ours[column["CIDEr"]] == "not run"
+    assert paper[column["Faster R-CNN mAP"]] == "73.90" and paper[column["CIDEr"]] == "72.20"
+    assert next(line for line in lines if line.startswith("| CutMix (no run) | ours |")).count("not run") == 7
+    other = "\n".join(lines[lines.index("## Other backbones and recipes"):])
+    assert "short, not the paper's" in other and "10.00 (n=1)" in other and "50.00 (n=1)" in other
+    assert sorted(found) == [("Mixup Faster R-CNN mAP", 2, pytest.approx(74.2)), ("Mixup SSD mAP", 1, 76.1)]
+
+
+def test_reproduce_table10_launches_each_found_backbone_on_each_task_and_names_the_missing(tmp_path, capsys):
+    from cutmix_repro.reproduce import main
+
+    runs = tmp_path / "runs"
+    our_run(runs / "table3" / "base", "imagenet_resnet50", "baseline", 23.9)
+    our_run(runs / "table3" / "cutmix", "imagenet_resnet50", "cutmix", 21.5)
+    status = main(["table10", "--dry-run", "--runs-dir", str(runs), "task.data.root=/data/voc"])
+    out, err = capsys.readouterr()
+    commands = [line for line in out.splitlines() if "cutmix_repro.transfer" in line]
+    assert status == 0 and len(commands) == 6  # two backbones × SSD, Faster R-CNN, NIC
+    for task in ("voc_ssd", "voc_faster_rcnn", "coco_nic"):
+        mine = [c for c in commands if f"+task={task}" in c]
+        assert len(mine) == 2 and all("seed=0,1,2" in c and "task.data.root=/data/voc" in c for c in mine)
+        assert {c.split("init_from=")[1].split()[0] for c in mine} == {str(runs / "table3" / "base"),
+                                                                       str(runs / "table3" / "cutmix")}
+    assert "Mixup, Cutout" in err and "reproduce table3" in err
+    assert main(["table10", "--dry-run", "--runs-dir", str(tmp_path / "empty")]) == 2
+

@@ -74,12 +74,15 @@ def _ours(path: Path, init_from: str) -> Backbone:
     state = check_resnet50(state, init_from, "the checkpoint")
     regularizer = error = None
     results = path.parent / "results.json"
-    if results.is_file():
-        record = json.loads(results.read_text())
-        regularizer, error = record.get("regularizer"), record.get("best_top1_err")
-    elif cfg is not None:
-        regularizer = OmegaConf.select(cfg, "hydra_choices.regularizer")
     details = {"dataset": saved["meta"].get("dataset"), "epoch": saved.get("epoch")}
+    if results.is_file():
+        from ..engine.records import BEST_TOP1
+        from ..paper import run_key
+
+        record = json.loads(results.read_text())
+        regularizer, error = record.get("regularizer"), record.get(BEST_TOP1)
+        if "dataset" in record:  # the training setting, so the report can put the backbone in its Table 3 row
+            details["run_key"] = run_key(record)
     return Backbone(state, f"our run {path}", regularizer, error, details)
 
 
