@@ -116,6 +116,15 @@ def gather_floats(value: float) -> list[float]:
     return [float(v) for v in out]
 
 
+def gather_objects(value) -> list:
+    """Every rank's (picklable) value, in rank order, on every rank; ``[value]`` without a process group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

@@ -195,16 +195,18 @@ def fit(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
                                    "meta": {"task": cfg.task.name, "iterations": iterations}})
 
     def evaluate(iteration: int) -> None:
+        """Every rank predicts its share of the test set; rank 0 gathers them, scores, records and logs."""
+        started = time.perf_counter()
+        found, samples = task.predict(model, device, (info.rank, info.world_size), int(cfg.tb_samples))
+        found = [item for share in distributed.gather_objects(found) for item in share]
         if info.is_main:
-            started = time.perf_counter()
-            metrics, samples, files = task.evaluate(model, device, int(cfg.tb_samples))
+            metrics, files = task.score(found)
             for name, content in files.items():  # what the evaluation produced (the captions), beside its scores
                 write_json(run_dir / name, {"iteration": iteration, **content})
             entry = {"iteration": iteration, **metrics, "eval_seconds": time.perf_counter() - started}
             history.append(entry)
             task.log_metrics(writer, metrics, samples, iteration)
             log.info("iteration %d | %s", iteration, task.describe_metrics(metrics))
-        distributed.barrier()
 
     iteration, status = start, FINISHED
     started = time.perf_counter()

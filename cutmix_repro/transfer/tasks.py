@@ -63,12 +63,15 @@ class Detection:
                      self._targets(targets, device))
 
     @torch.no_grad()
-    def evaluate(self, model, device, samples: int):
-        from ..data.voc import VOC_CLASSES, collate
-        from ..evaluation.voc_ap import ImageDetections, voc07_map
+    def predict(self, model, device, shard: tuple[int, int], samples: int):
+        """(this rank's share of the test set as ImageDetections, up to ``samples`` (image, detections) to show):
+        rank r of w takes images r, r + w, …"""
+        from ..data.voc import collate
+        from ..evaluation.voc_ap import ImageDetections
 
         model.eval()
-        loader = DataLoader(self.test, batch_size=4, num_workers=int(self.root_cfg.workers), collate_fn=collate)
+        mine = torch.utils.data.Subset(self.test, range(shard[0], len(self.test), shard[1]))
+        loader = DataLoader(mine, batch_size=4, num_workers=int(self.root_cfg.workers), collate_fn=collate)
         found, shown = [], []
         for images, targets in loader:
             outputs = model([i.as_subclass(Tensor).to(device) for i in images])
@@ -78,9 +81,15 @@ class Detection:
                                              out["labels"].cpu().numpy(), ann.boxes.numpy(), ann.labels.numpy(),
                                              ann.difficult.numpy()))
                 if len(shown) < samples:
-                    shown.append((image, out))
+                    shown.append((image, {k: v.cpu() for k, v in out.items()}))
+        return found, shown
+
+    def score(self, found: list):
+        from ..data.voc import VOC_CLASSES
+        from ..evaluation.voc_ap import voc07_map
+
         result = voc07_map(found, VOC_CLASSES, plus_one=bool(self.cfg.plus_one))
-        return {"map": result["map"], "ap": result["ap"], "test_images": len(found)}, shown, {}
+        return {"map": result["map"], "ap": result["ap"], "test_images": len(found)}, {}
 
     @staticmethod
     def describe_metrics(metrics: dict) -> str:
@@ -100,6 +109,8 @@ class Detection:
         drawn = []
         for image, out in samples:
             keep = out["scores"] >= 0.5
+            if not keep.any():
+                continue
             labels = [f"{VOC_CLASSES[int(c) - 1]} {s:.2f}" for c, s in zip(out["labels"][keep], out["scores"][keep])]
             pixels = (image.as_subclass(Tensor) * 255).round().to(torch.uint8)
             drawn.append(draw_bounding_boxes(pixels, out["boxes"][keep].float().cpu(), labels, colors="red", width=2))
@@ -154,24 +165,29 @@ class Captioning:
         return {"caption": caption_loss(model(images, tokens).float(), tokens)}
 
     @torch.no_grad()
-    def evaluate(self, model, device, samples: int):
-        from .captioning import END, START, caption_scores
+    def predict(self, model, device, shard: tuple[int, int], samples: int):
+        """(this rank's share of the test images' captions as (image id, caption), the first ``samples`` to show)."""
+        from .captioning import END, START
 
         model.eval()
-        limit = int(self.cfg.eval_limit) or len(self.test)
-        subset = torch.utils.data.Subset(self.test, range(min(limit, len(self.test))))
-        loader = DataLoader(subset, batch_size=16, num_workers=int(self.root_cfg.workers))
-        candidates = {}
+        limit = min(int(self.cfg.eval_limit) or len(self.test), len(self.test))
+        mine = torch.utils.data.Subset(self.test, range(shard[0], limit, shard[1]))
+        loader = DataLoader(mine, batch_size=16, num_workers=int(self.root_cfg.workers))
+        found = []
         for images, ids in loader:
             words = model.beam_search(images.to(device), self.vocab.stoi[START], self.vocab.stoi[END],
                                       int(self.cfg.beam), int(self.cfg.max_caption_length))
-            for image_id, caption in zip(ids.tolist(), words):
-                candidates[image_id] = self.vocab.decode(caption) or "<empty>"
-        references = {i: self.test.captions[i] for i in candidates}
-        scores = caption_scores(references, candidates)
-        shown = [(i, candidates[i], references[i]) for i in list(candidates)[:samples]]
+            found += [(i, self.vocab.decode(caption) or "<empty>") for i, caption in zip(ids.tolist(), words)]
+        shown = [(i, c, self.test.captions[i]) for i, c in found[:samples]]
+        return found, shown
+
+    def score(self, found: list):
+        from .captioning import caption_scores
+
+        candidates = dict(found)
+        scores = caption_scores({i: self.test.captions[i] for i in candidates}, candidates)
         files = {"captions.json": {"captions": {str(i): c for i, c in candidates.items()}}}
-        return {**{k: float(v) for k, v in scores.items()}, "test_images": len(candidates)}, shown, files
+        return {**{k: float(v) for k, v in scores.items()}, "test_images": len(candidates)}, files
 
     @staticmethod
     def describe_metrics(metrics: dict) -> str:
