@@ -126,6 +126,18 @@ def test_detectors_start_from_our_checkpoint_with_frozen_batchnorm(transfer_data
     saved = torch.load(transfer_data["r50"] / "best.pt", weights_only=True)["model"]
     c4 = build_detector("faster_rcnn_c4", backbone)
     body, head = c4.backbone, c4.roi_heads.box_head
+    where = {"conv1": "backbone.0", "bn1": "backbone.1", "layer1": "backbone.4", "layer2": "backbone.5",
+             "layer3": "backbone.6", "layer4": "roi_heads.box_head.layer4"}
+    detector_state = c4.state_dict()
+    checked = 0
+    for key, value in saved.items():  # every backbone weight and BatchNorm statistic, in its place
+        name = key.removeprefix("net.")
+        if name.startswith("fc.") or name.endswith("num_batches_tracked"):
+            continue
+        top, _, rest = name.partition(".")
+        assert torch.equal(detector_state[f"{where[top]}.{rest}"], value), name
+        checked += 1
+    assert checked == 265  # ResNet-50: 53 convolutions, and 53 BatchNorms × (weight, bias, mean, variance)
     assert torch.equal(body[6][0].conv1.weight, saved["net.layer3.0.conv1.weight"])  # conv1…layer3 → RPN, RoIs
     assert torch.equal(head.layer4[2].bn3.running_var, saved["net.layer4.2.bn3.running_var"])  # layer4 per RoI
     assert frozen_batchnorm(c4) and any(isinstance(m, FrozenBatchNorm2d) for m in c4.modules())
@@ -172,6 +184,20 @@ def test_init_from_torchvision_the_authors_release_or_a_state_dict_and_nothing_e
                deeper)
     with pytest.raises(ConfigError, match=r"is not a ResNet-50 \(its weight layer3.6.conv1.weight"):
         load_backbone(str(deeper))
+
+
+@pytest.mark.parametrize("task", ["voc_ssd", "voc_faster_rcnn", "coco_nic"])
+def test_the_paper_recipe_of_each_task_is_the_appendixs(task):
+    from cutmix_repro.paper import load_tables
+
+    facts = load_tables()["transfer_recipes"][task]
+    cfg = compose(["+task=" + task, "init_from=x"], "transfer")
+    assert cfg.recipe == "paper"
+    recipe = cfg.task.recipes.paper
+    for key, value in facts.items():
+        assert (cfg.task[key] if key == "beam" else recipe[key]) == value, key
+    assert cfg.task.recipes.short.get("iterations", 0) < recipe.get("iterations", 1) or \
+        cfg.task.recipes.short.epochs < recipe.epochs
 
 
 def seeded_loss(model, images, targets, seed: int = 0) -> torch.Tensor:
@@ -252,25 +278,25 @@ def test_a_detection_run_resumed_after_a_stop_equals_one_never_stopped(transfer_
     from cutmix_repro.transfer import run as transfer_run
 
     base = [f"init_from={transfer_data['r50']}", f"task.data.root={transfer_data['voc']}", *TINY_VOC,
-            "task.recipes.short.iterations=4", "task.recipes.short.milestones=[3]", "checkpoint_every=100"]
+            "task.recipes.short.iterations=3", "task.recipes.short.milestones=[2]", "checkpoint_every=100"]
     straight = tmp_path / "straight"
     assert transfer_main(["+task=voc_faster_rcnn", *base, f"hydra.run.dir={straight}"], monkeypatch)[0] == 0
     calls = {"n": 0}
 
-    def stop_after_two(stop, distributed_run):
+    def stop_after_one(stop, distributed_run):
         calls["n"] += 1
-        return calls["n"] == 2
+        return calls["n"] == 1
 
     stopped = tmp_path / "stopped"
-    monkeypatch.setattr(transfer_run, "_stop_agreed", stop_after_two)
+    monkeypatch.setattr(transfer_run, "_stop_agreed", stop_after_one)
     assert transfer_main(["+task=voc_faster_rcnn", *base, f"hydra.run.dir={stopped}"], monkeypatch)[0] == 0
     record = json.loads((stopped / "results.json").read_text())
-    assert (record["status"], record["iterations_done"]) == ("interrupted", 2)
+    assert (record["status"], record["iterations_done"]) == ("interrupted", 1)
     assert transfer_main(["+task=voc_faster_rcnn", *base, f"hydra.run.dir={stopped}", "resume=true"],
                          monkeypatch)[0] == 0
     a = torch.load(straight / "last.pt", weights_only=True)
     b = torch.load(stopped / "last.pt", weights_only=True)
-    assert a["iteration"] == b["iteration"] == 4
+    assert a["iteration"] == b["iteration"] == 3
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     results = json.loads((straight / "results.json").read_text())
@@ -281,8 +307,8 @@ def test_a_detection_run_resumed_after_a_stop_equals_one_never_stopped(transfer_
     assert (straight / ".hydra" / "config.yaml").is_file() and (straight / "transfer.log").is_file()
     from helpers import scalars
 
-    assert [s for s, _ in scalars(straight, "train/loss")] == [1, 2, 3, 4]
-    assert [s for s, _ in scalars(straight, "test/map")] == [4]
+    assert [s for s, _ in scalars(straight, "train/loss")] == [1, 2, 3]
+    assert [s for s, _ in scalars(straight, "test/map")] == [3]
 
 
 def test_a_captioning_run_scores_its_captions_with_the_coco_scorers(transfer_data, monkeypatch, tmp_path):
