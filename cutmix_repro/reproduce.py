@@ -168,10 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"estimate: {hours:.1f} GPU-hours ({'; '.join(notes)})")
     train = ["-m", "cutmix_repro.train", "-m"]
-    for label, overrides in commands:
-        show(label, [*train, *overrides])
+    return run_launches(args, [(label, [*train, *overrides]) for label, overrides in commands])
+
+
+def run_launches(args, commands: list[tuple[str, list[str]]]) -> int:
+    """Print each command under its label and, unless ``--dry-run``, run it; then write the report of the runs."""
+    for label, command in commands:
+        show(label, command)
         if not args.dry_run:
-            status = subprocess.run([sys.executable, *train, *overrides]).returncode
+            status = subprocess.run([sys.executable, *command]).returncode
             if status != 0:
                 print(f"error: the runs of {label!r} failed (exit status {status}); the report was not written",
                       file=sys.stderr)
@@ -244,8 +249,6 @@ def transfer_commands(name: str, runs_dir: str, extra: list[str]) -> tuple[list[
 
 def transfer_table(args) -> int:
     """Launch a transfer table's cells from the backbones found under ``--runs-dir``, then write the report."""
-    from .report import main as report
-
     commands, missing = transfer_commands(args.name, args.runs_dir, list(args.overrides))
     table = load_tables()[args.name]
     backbone_table = table["backbone_table"]
@@ -256,17 +259,7 @@ def transfer_table(args) -> int:
               f"them first, e.g. python -m cutmix_repro.reproduce {backbone_table}", file=sys.stderr)
     if not commands:
         return 2
-    for label, command in commands:
-        show(label, command)
-        if not args.dry_run:
-            status = subprocess.run([sys.executable, *command]).returncode
-            if status != 0:
-                print(f"error: the runs of {label!r} failed (exit status {status}); the report was not written",
-                      file=sys.stderr)
-                return status
-    if not args.dry_run:
-        return report([f"{args.runs_dir}/{args.name}", "--out", args.out])
-    return 0
+    return run_launches(args, commands)
 
 
 if __name__ == "__main__":

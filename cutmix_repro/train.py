@@ -164,10 +164,11 @@ def _join_torchrun() -> None:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
-def _run(cfg: DictConfig) -> float | None:
+def run_job(fit, cfg: DictConfig, log_name: str = "train.log") -> dict:
+    """``fit(cfg, run directory, choices)`` inside a Hydra job: a bad value, a data error or a failed run is one
+    error line (the log file keeps it; a start that wrote nothing to keep leaves no folder) and exit status 2;
+    a run stopped by a signal exits 0 (its checkpoint written) so that no further job of a sweep starts."""
     from .engine import distributed  # after Hydra has parsed the command line: --help stays fast
-    from .engine.trainer import fit
 
     runtime = HydraConfig.get().runtime
     finished = False
@@ -180,13 +181,20 @@ def _run(cfg: DictConfig) -> float | None:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         if distributed.rank() == 0:
             log_to_file(message)
-            remove_failed_start(Path(runtime.output_dir))
+            remove_failed_start(Path(runtime.output_dir), log_name)
         fail(message)
     finally:
         distributed.teardown(together=finished)
     if results.get(STATUS) == INTERRUPTED:
-        sys.exit(0)  # stopped by a signal: checkpoint written; start no further job of a sweep
-    return results.get(BEST_TOP1)
+        sys.exit(0)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def _run(cfg: DictConfig) -> float | None:
+    from .engine.trainer import fit
+
+    return run_job(fit, cfg).get(BEST_TOP1)
 
 
 def _exit_worker(code: int) -> None:
@@ -200,9 +208,11 @@ def _exit_worker(code: int) -> None:
     os._exit(code)
 
 
-def main() -> None:
+def launch(app, groups: tuple[str, ...] = GROUPS, config_name: str = "train") -> None:
+    """Check the command line (one error line for an unknown choice or key), name a sweep's runs by what they
+    vary, then run the Hydra ``app``: in this process, or as this torchrun worker's rank."""
     argv = sys.argv[1:]
-    message = check_group_overrides(argv) or check_composes(argv)
+    message = check_group_overrides(argv, groups) or check_composes(argv, config_name)
     if message:
         fail(message)
     extra = sweep_subdir(argv)
@@ -210,14 +220,18 @@ def main() -> None:
         first = next(i for i, a in enumerate(sys.argv) if i and "=" in a and not a.startswith("-"))
         sys.argv[first:first] = extra
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        _run()
+        app()
         return
     _join_torchrun()
     try:
-        _run()
+        app()
     except SystemExit as stop:
         _exit_worker(stop.code if isinstance(stop.code, int) else int(stop.code is not None))
     _exit_worker(0)
+
+
+def main() -> None:
+    launch(_run)
 
 
 if __name__ == "__main__":

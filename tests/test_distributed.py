@@ -87,8 +87,9 @@ def test_sigterm_under_torchrun_stops_all_ranks_at_one_step_and_resumes_exactly(
     import signal
     import time
 
-    args = ["dataset=synthetic", "dataset.train_size=512", "dataset.test_size=33", "model=cifar_resnet",
-            "model.depth=14", "model.bottleneck=false", "trainer.epochs=8", "trainer.batch_size=32",
+    # SIGTERM once epoch 2 is logged: 4 epochs (32 steps) remain for the ranks to agree to stop at one step
+    args = ["dataset=synthetic", "dataset.train_size=256", "dataset.test_size=33", "model=cifar_resnet",
+            "model.depth=8", "model.bottleneck=false", "trainer.epochs=6", "trainer.batch_size=32",
             "trainer.progress=false"]
     reference = tmp_path / "reference"
     assert torchrun([*args, f"hydra.run.dir={reference}"], tmp_path).returncode == 0

@@ -31,13 +31,12 @@ from ..engine.checkpoint import (
     set_rng_state,
     write_json,
 )
-from ..engine.records import git_revision, machine, package_versions
+from ..engine.records import FINISHED, INTERRUPTED, STATUS, git_revision, machine, package_versions
 from ..engine.signals import StopRequest
 from ..errors import ConfigError
 from .backbone import load_backbone
 
 log = logging.getLogger("cutmix_repro")
-FINISHED, INTERRUPTED = "finished", "interrupted"
 
 
 class IterationBatches(Sampler):
@@ -98,10 +97,10 @@ def check_run_dir(run_dir: Path, cfg: DictConfig) -> dict | None:
     except (OSError, json.JSONDecodeError):
         recorded = {}
     if cfg.resume:
-        return recorded if recorded.get("status") == FINISHED else None
+        return recorded if recorded.get(STATUS) == FINISHED else None
     if recorded or last.exists():
         if not cfg.overwrite:
-            what = "a finished run" if recorded.get("status") == FINISHED else "an unfinished run"
+            what = "a finished run" if recorded.get(STATUS) == FINISHED else "an unfinished run"
             raise ConfigError("hydra.run.dir", str(run_dir), f"it already holds {what}: pass resume=true to "
                               "continue it or overwrite=true to replace it")
         results.unlink(missing_ok=True)
@@ -249,7 +248,7 @@ def fit(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
             save(iterations)
     finally:
         stop.restore()
-    results = {**record, "status": status, "iterations_done": iteration, "history": history,
+    results = {**record, STATUS: status, "iterations_done": iteration, "history": history,
                "images_per_s": images_seen / train_seconds if train_seconds else None,
                "train_seconds": train_seconds}
     if status == FINISHED and history:
