@@ -45,6 +45,7 @@ from .engine.records import (
     VAL_TOP1,
 )
 from .paper import (
+    BEYOND_TABLES,
     EVALUATION_TABLES,
     FIGURES,
     LOCALIZATION_TABLES,
@@ -184,7 +185,8 @@ def table_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) -
         if has_params:
             ours = f"{runs[0]['num_params'] / 1e6:.2f}M" if runs else "not run"
             cells.append(f"{row.get('params', '—')} / {ours}")
-        delta = f"{statistics.fmean(best1) - row['top1']:+.2f}" if runs else "not run"
+        delta = f"{statistics.fmean(best1) - row['top1']:+.2f}" if runs and row.get("top1") is not None else \
+            ("not run" if not runs else "—")
         cells += [fmt_paper(row.get("top1")), fmt_mean_std(best1), fmt_mean([r[LAST_TOP1] for r in runs]), delta]
         if has_top5:
             cells += [fmt_paper(row.get("top5")), fmt_mean_std([r[BEST_TOP5] for r in runs]),
@@ -194,6 +196,10 @@ def table_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) -
         lines.append("| " + " | ".join(cells) + " |")
         if runs:
             curves.append((row["label"], runs))
+    published = [row for row in table["rows"] if row.get("published")]
+    if published:  # methods with no number for this setting: what their authors report elsewhere
+        lines += ["", "Not the paper's methods; their own published numbers, from other settings (not comparable):",
+                  *(f"- {row['label']}: {row['published']}" for row in published)]
     lines += ["", PROTOCOL_NOTE, ""]
     return "\n".join(lines), curves
 
@@ -599,7 +605,7 @@ def generate(paths: list[str], out: Path, figures: bool = True) -> dict[str, Any
     tables = load_tables()
     used: set[str] = set()
     summary: dict[str, Any] = {"runs": len(runs), "unfinished": unfinished, "tables": {}, "files": []}
-    for name in TABLES:
+    for name in TABLES + BEYOND_TABLES:
         text, curves = table_markdown(tables[name], groups, used)
         (out / f"{name}.md").write_text(text)
         summary["files"].append(f"{name}.md")
@@ -668,7 +674,7 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
                 print(f"    {label:<45} top-1 loc {mean:6.2f}  (n={n})")
             continue
         total = len(table.get("rows", table.get("values", [])))
-        print(f"  {name}: {len(rows)}/{total} {'rows' if name in TABLES else 'points'} with runs")
+        print(f"  {name}: {len(rows)}/{total} {'rows' if name in TABLES + BEYOND_TABLES else 'points'} with runs")
         for label, n, mean in rows:
             print(f"    {label:<45} best top-1 {mean:6.2f}  (n={n})")
     for key, values in summary["sweeps"]:

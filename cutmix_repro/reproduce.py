@@ -37,6 +37,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from .config import compose
 from .models.factory import arch_name
 from .paper import (
+    BEYOND_TABLES,
     EVALUATION_TABLES,
     FIGURES,
     LOCALIZATION_TABLES,
@@ -49,7 +50,7 @@ from .paper import (
     run_key,
 )
 
-NAMES = TABLES + LOCALIZATION_TABLES + TRANSFER_TABLES + EVALUATION_TABLES + FIGURES
+NAMES = TABLES + LOCALIZATION_TABLES + TRANSFER_TABLES + EVALUATION_TABLES + FIGURES + BEYOND_TABLES
 # what each evaluation table measures, and the table whose training runs it needs
 EVALUATIONS = {"table11": (["clean", "fgsm", "occlusion", "in-between"], "table3"),
                "table12": (["clean", "ood", "calibration"], "table5")}

@@ -1,4 +1,4 @@
-"""Regularizers of the CutMix paper, one small module each.
+"""Regularizers of the CutMix paper, and the later mixers ResizeMix, FMix and SaliencyMix, one small module each.
 
 Every regularizer is a callable ``reg(images, targets) -> MixedBatch`` on a normalised
 batch; ``mixed_cross_entropy(logits, batch)`` is the loss for all of them.
@@ -9,8 +9,11 @@ from .compose import Compose
 from .cutmix import CutMix, box_sides, clip_box
 from .cutout import Cutout
 from .feature import FeatureCutMix, FeatureMix, FeatureMixup
+from .fmix import FMix
 from .loss import mixed_cross_entropy
 from .mixup import Mixup
+from .resizemix import ResizeMix
+from .saliencymix import SaliencyMix
 
 __all__ = [
     "Baseline",
@@ -18,11 +21,14 @@ __all__ = [
     "Compose",
     "CutMix",
     "Cutout",
+    "FMix",
     "FeatureCutMix",
     "FeatureMix",
     "FeatureMixup",
     "MixedBatch",
     "Mixup",
+    "ResizeMix",
+    "SaliencyMix",
     "box_sides",
     "clip_box",
     "mixed_cross_entropy",

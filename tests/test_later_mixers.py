@@ -1,0 +1,205 @@
+"""The later mixers (issue: beyond the paper), each on the property that defines it: FMix's exact pixel share
+and low-frequency mask, ResizeMix's area λ with the whole partner image in its box, SaliencyMix's box centred on
+the partner's saliency peak; each in batch and per-sample modes, and each training through the one trainer with
+label smoothing."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import TINY_MODEL, fit_run
+
+from cutmix_repro.errors import ConfigError
+from cutmix_repro.regularizers import FMix, ResizeMix, SaliencyMix
+from cutmix_repro.regularizers.fmix import binary_mask, frequencies, low_frequency_image
+
+
+def numbered(n: int, h: int = 32, w: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image i is filled with the value i (so every output pixel names its source image)."""
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, h, w).clone()
+    return x, torch.arange(n)
+
+
+# FMix ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(32, 32), (24, 40)])
+def test_fmix_masks_hold_exactly_the_lambda_share_of_pixels(shape):
+    h, w = shape
+    for lam in (0.0, 0.13, 0.5, 0.77, 1.0):
+        for _ in range(4):
+            mask = binary_mask(low_frequency_image(h, w, 3.0), lam)
+            count = int(mask.sum())
+            assert count in (math.floor(lam * h * w), math.ceil(lam * h * w))
+            assert set(mask.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_fmix_masks_are_low_frequency_blobs_not_noise():
+    torch.manual_seed(1)
+    # neighbouring pixels rarely differ: a random mask of the same share differs on ~half its neighbours
+    changes = [float((m[:, 1:] != m[:, :-1]).float().mean()) for m in
+               (binary_mask(low_frequency_image(32, 32, 3.0), 0.5) for _ in range(20))]
+    assert max(changes) < 0.2 and np.mean(changes) < 0.1
+    # the spectrum's amplitude falls as 1 / f^δ: δ = 3 as the paper, with |f| ≥ 1/max(H, W)
+    freqs = frequencies(32, 32)
+    assert freqs.shape == (32, 17) and freqs[0, 0] == 0 and freqs[0, 16] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_fmix_mixes_pixels_through_the_mask_and_weighs_labels_by_its_share(mode):
+    x, y = numbered(6)
+    out = FMix(alpha=1.0, mode=mode)(x, y)
+    lam = torch.as_tensor(out.lam, dtype=torch.float64).expand(6)
+    for i in range(6):
+        own = (out.inputs[i] == i).all(0)
+        partner = (out.inputs[i] == int(out.targets_b[i])).all(0)
+        assert bool((own | partner).all())  # every pixel is the image's or its partner's
+        if int(out.targets_b[i]) != i:
+            assert float(own.double().mean()) == pytest.approx(float(lam[i]), abs=1e-12)
+    if mode == "batch":  # one mask for the batch
+        masks = [(out.inputs[i] == i).all(0) for i in range(6) if int(out.targets_b[i]) != i]
+        assert all(torch.equal(masks[0], m) for m in masks)
+
+
+# ResizeMix -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_resizemix_pastes_the_whole_partner_resized_and_lambda_is_the_area_left(mode):
+    torch.manual_seed(3)
+    n, h, w = 5, 32, 40
+    x = torch.rand(n, 3, h, w)
+    y = torch.arange(n)
+    sides = []
+    for _ in range(12):
+        out = ResizeMix(mode=mode)(x, y)
+        lam = torch.as_tensor(out.lam, dtype=torch.float64).expand(n)
+        for i in range(n):
+            changed = (out.inputs[i] != x[i]).any(0)
+            if not changed.any():
+                continue
+            rows, cols = changed.any(1).nonzero(), changed.any(0).nonzero()
+            y1, y2, x1, x2 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+            j = int(out.targets_b[i])
+            whole = F.interpolate(x[j:j + 1], size=(y2 - y1, x2 - x1), mode="bilinear", align_corners=False)[0]
+            assert torch.allclose(out.inputs[i, :, y1:y2, x1:x2], whole, atol=1e-6)  # all of the partner, shrunk
+            assert float(lam[i]) == pytest.approx(1 - (y2 - y1) * (x2 - x1) / (h * w))
+            sides.append((y2 - y1) / h)
+    assert 0.1 - 1 / h <= min(sides) < 0.25 and 0.65 < max(sides) <= 0.8 + 1 / h  # τ ~ U(0.1, 0.8)
+
+
+def test_resizemix_refuses_scales_outside_0_1():
+    with pytest.raises(ConfigError, match="tau_min"):
+        ResizeMix(tau_min=0.5, tau_max=0.2)
+
+
+# SaliencyMix -----------------------------------------------------------------------------------------------
+def brightest(image: torch.Tensor) -> np.ndarray:
+    """A constructed saliency: the image's own brightness (its peak is where the image is brightest)."""
+    return image.mean(0).numpy()
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_saliencymix_centres_the_box_on_the_partners_saliency_peak(mode):
+    torch.manual_seed(5)
+    n, h, w = 6, 32, 32
+    peaks = [(4, 27), (16, 16), (30, 2), (9, 9), (25, 20), (0, 31)]
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, h, w).clone()  # image i: value i
+    for i, (r, c) in enumerate(peaks):
+        x[i, :, r, c] = 100.0 + i  # and one bright pixel, its saliency peak
+    mixer = SaliencyMix(alpha=1.0, mode=mode, saliency=brightest)
+    boxes = 0
+    for _ in range(6):
+        out = mixer(x, torch.arange(n))
+        lam = torch.as_tensor(out.lam, dtype=torch.float64).expand(n)
+        for i in range(n):
+            j = int(out.targets_b[i])
+            pasted = (out.inputs[i] != x[i]).any(0)
+            if j == i or not pasted.any():
+                continue
+            r, c = peaks[j if mode == "elem" else int(out.targets_b[0])]  # batch mode: the first partner's peak
+            rows, cols = pasted.any(1).nonzero(), pasted.any(0).nonzero()
+            y1, y2, x1, x2 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+            assert bool(pasted[y1:y2, x1:x2].all()) and int(pasted.sum()) == (y2 - y1) * (x2 - x1)  # one box
+            assert torch.equal(out.inputs[i, :, y1:y2, x1:x2], x[j, :, y1:y2, x1:x2])  # the partner's pixels
+            assert y1 <= r < y2 and x1 <= c < x2  # around the peak ...
+            if 0 < y1 and y2 < h:
+                assert r - y1 == y2 - r  # ... centred on it where not clipped
+            if 0 < x1 and x2 < w:
+                assert c - x1 == x2 - c
+            assert float(lam[i]) == pytest.approx(1 - (y2 - y1) * (x2 - x1) / (h * w))
+            boxes += 1
+    assert boxes > 10
+
+
+def test_saliencymix_box_corners_are_the_authors_clip_of_a_box_around_the_peak():
+    from cutmix_repro.regularizers.cutmix import box_sides
+
+    saliency = np.zeros((32, 32))
+    saliency[3, 29] = 1.0  # near the top-right corner: the box is clipped there
+    mixer = SaliencyMix(saliency=lambda image: saliency)
+    for lam in (0.2, 0.5, 0.9):
+        cut_h, cut_w = box_sides(lam, 32, 32)
+        assert mixer.box(torch.zeros(3, 32, 32), lam) == (max(3 - cut_h // 2, 0), min(3 + cut_h // 2, 32),
+                                                         max(29 - cut_w // 2, 0), min(29 + cut_w // 2, 32))
+
+
+def test_saliencymix_uses_opencvs_fine_grained_saliency_when_installed():
+    cv2 = pytest.importorskip("cv2")
+    if not hasattr(cv2, "saliency"):
+        with pytest.raises(ConfigError, match="opencv-contrib-python-headless"):
+            SaliencyMix()(torch.rand(2, 3, 16, 16), torch.arange(2))
+        return
+    from cutmix_repro.regularizers.saliencymix import opencv_fine_grained
+
+    image = torch.zeros(3, 32, 32)
+    image[:, 20:24, 6:10] = 1.0  # one bright square on black: the salient place
+    row, col = np.unravel_index(np.argmax(opencv_fine_grained(image)), (32, 32))
+    assert 17 <= row <= 26 and 3 <= col <= 12
+
+
+# through the trainer ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("regularizer", ["resizemix", "fmix", "saliencymix"])
+def test_each_later_mixer_trains_through_the_one_trainer_with_label_smoothing(regularizer, tmp_path):
+    overrides = ["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=16", "dataset.image_size=16",
+                 *TINY_MODEL, f"regularizer={regularizer}", "regularizer.mode=elem", "label_smoothing=0.1",
+                 "trainer.epochs=1", "trainer.batch_size=16"]
+    if regularizer == "saliencymix":
+        pytest.importorskip("cv2")
+        import cv2
+
+        if not hasattr(cv2, "saliency"):
+            overrides.append("+regularizer.saliency._target_=test_later_mixers.saliency_factory")
+    result = fit_run(overrides, tmp_path / "run")
+    name = {"resizemix": "ResizeMix", "fmix": "FMix", "saliencymix": "SaliencyMix"}[regularizer]
+    assert result["status"] == "finished" and result["regularizer_target"] == f"cutmix_repro.regularizers.{name}"
+    assert result["label_smoothing"] == 0.1 and math.isfinite(result["history"][0]["train_loss"])
+
+
+def saliency_factory():
+    return brightest
+
+
+# the comparison table ----------------------------------------------------------------------------------------
+def test_the_beyond_mixers_table_sets_ours_beside_table5_and_says_where_no_number_exists(tmp_path, capsys):
+    from test_report import fake_result, write_runs
+
+    from cutmix_repro.paper import load_tables, row_overrides
+    from cutmix_repro.report import generate
+    from cutmix_repro.reproduce import main
+
+    table = load_tables()["beyond_mixers"]
+    rows = {row["label"].split(" (")[0]: row for row in table["rows"]}
+    assert [r["top1"] for r in table["rows"][:4]] == [16.45, 15.63, 16.53, 14.47]  # Table 5's rows
+    assert all("top1" not in rows[m] and rows[m]["published"] for m in ("ResizeMix", "FMix", "SaliencyMix"))
+    write_runs(tmp_path / "runs", [fake_result(row_overrides(table, rows["ResizeMix"]), 14.9 + s / 10, 15.2, seed=s)
+                                   for s in range(3)] + [fake_result(row_overrides(table, rows["CutMix"]), 14.6, 14.8)])
+    generate([str(tmp_path / "runs")], tmp_path / "out", figures=False)
+    text = (tmp_path / "out" / "beyond_mixers.md").read_text()
+    resize = next(line for line in text.splitlines() if line.startswith("| ResizeMix")).split(" | ")
+    assert resize[1:5] == ["—", "15.00 ± 0.10 (n=3)", "15.20", "—"]  # no paper number, so no difference either
+    cutmix = next(line for line in text.splitlines() if line.startswith("| CutMix")).split(" | ")
+    assert cutmix[1:5] == ["14.47", "14.60 (n=1)", "14.80", "+0.13"]
+    assert "FMix (Harris et al., 2020): none recorded here" in text and "not comparable" in text
+    assert main(["beyond_mixers", "--dry-run"]) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if "cutmix_repro.train" in line]
+    assert len(commands) == 7 and all("+experiment=cifar100_pyramidnet" in c and "seed=0,1,2" in c for c in commands)
+    assert sum(f"regularizer={m} " in c for c in commands for m in ("resizemix", "fmix", "saliencymix")) == 3
