@@ -96,6 +96,26 @@ def test_voc_boxes_keep_difficult_flags_labels_and_continuous_coordinates(transf
         assert (inside - torch.tensor(colour)).abs().max() < 12, (index, inside, colour)
 
 
+@pytest.mark.parametrize("kind", ["ssd", "faster_rcnn"])
+def test_training_augmentation_keeps_boxes_labels_and_difficult_flags_together(kind, transfer_data):
+    from cutmix_repro.data.voc import VOCBoxes, train_transform
+    from cutmix_repro.transfer.detection import IMAGENET_MEAN
+
+    data = VOCBoxes(transfer_data["voc"], ["2007-trainval"], keep_difficult=True,
+                    transform=train_transform(kind, IMAGENET_MEAN))
+    for index in range(len(data)):
+        for seed in range(3):
+            torch.manual_seed(seed)
+            image, target = data[index]
+            boxes = target["boxes"].as_subclass(torch.Tensor)
+            h, w = image.shape[-2:]
+            assert image.dtype == torch.float32 and 0 <= float(image.min()) and float(image.max()) <= 1
+            assert len(boxes) == len(target["labels"]) == len(target["difficult"])
+            if len(boxes):
+                assert bool((boxes[:, 2:] > boxes[:, :2]).all()) and float(boxes.min()) >= 0
+                assert float(boxes[:, 2].max()) <= w and float(boxes[:, 3].max()) <= h
+
+
 def test_coco_captions_vocabulary_and_references(transfer_data):
     from cutmix_repro.data.coco_captions import Captions, transforms
     from cutmix_repro.transfer.captioning import UNK, Vocabulary

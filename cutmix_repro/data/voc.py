@@ -135,10 +135,11 @@ def collate(batch):
 def train_transform(kind: str, mean: tuple[float, ...]):
     """torchvision v2 augmentation: SSD's (photometric distortion, zoom out, IoU crop, flip: torchvision's SSD
     recipe, as ssd.pytorch's SSDAugmentation) or Faster R-CNN's (flip). Resizing is the model's own."""
+    from torchvision import tv_tensors
     from torchvision.transforms import v2
 
     steps = [v2.RandomPhotometricDistort(p=1.0),
-             v2.RandomZoomOut(fill={v2.Image: [round(255 * m) for m in mean], "others": 0}),
+             v2.RandomZoomOut(fill={tv_tensors.Image: [round(255 * m) for m in mean], "others": 0}),
              v2.RandomIoUCrop()] if kind == "ssd" else []
     return v2.Compose([*steps, v2.RandomHorizontalFlip(0.5), v2.SanitizeBoundingBoxes(labels_getter=_labels),
                        v2.ToDtype(torch.float32, scale=True)])
