@@ -68,3 +68,19 @@ def params(node: DictConfig) -> dict:
     from omegaconf import OmegaConf
 
     return {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in HYDRA_KEYS}
+
+
+PAPER_SCHEDULER = "cutmix_repro.engine.schedule.step_decay"
+
+
+def recipe_switches(cfg: DictConfig) -> dict[str, str]:
+    """The switches of ``cfg`` that are not the paper's recipe, by name (``{"scheduler": "cosine_warmup(...)"}``;
+    empty for the paper's). Recorded in results.json, shown in TensorBoard, and part of the key that matches a
+    run to a table row, so a run with a switch never fills a paper row and is marked wherever it appears."""
+    switches = {}
+    scheduler = cfg.get("scheduler")
+    if scheduler is not None and scheduler.get("_target_") != PAPER_SCHEDULER:
+        options = ", ".join(f"{k}={v}" for k, v in params(scheduler).items())
+        switches["scheduler"] = f"{scheduler._target_.rsplit('.', 1)[-1]}({options})"
+    return switches
+

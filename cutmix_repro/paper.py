@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .config import compose, params
+from .config import compose, params, recipe_switches
 
 TABLES = ("table3", "table4", "table5", "table6", "table7", "table8")
 LOCALIZATION_TABLES = ("table9",)  # a row runs on several data sets, one experiment each; higher is better
@@ -46,19 +46,23 @@ def _norm(value):
 
 
 def make_key(dataset: str, model_target: str, model_options: dict, regularizer_target: str,
-             regularizer_params: dict, label_smoothing: float, drop: tuple[str, ...] = ()) -> str:
-    """A canonical string for one setting; ``drop`` removes swept regularizer parameters."""
+             regularizer_params: dict, label_smoothing: float, drop: tuple[str, ...] = (),
+             switches: dict | None = None) -> str:
+    """A canonical string for one setting; ``drop`` removes swept regularizer parameters. ``switches`` (recipe
+    options that are not the paper's, ``config.recipe_switches``) are part of it when there are any."""
     params = {k: v for k, v in regularizer_params.items() if k not in drop}
     key = {"dataset": dataset, "model": {"target": model_target, "options": _norm(model_options)},
            "regularizer": {"target": regularizer_target, "params": _norm(params)},
            "label_smoothing": _norm(label_smoothing)}
+    if switches:
+        key["switches"] = dict(sorted(switches.items()))
     return json.dumps(key, sort_keys=True)
 
 
 def run_key(result: dict, drop: tuple[str, ...] = ()) -> str:
     return make_key(result["dataset"], result.get("model_target", ""), result.get("model_options", {}),
                     result.get("regularizer_target", ""), result.get("regularizer_params", {}),
-                    result.get("label_smoothing", 0.0), drop)
+                    result.get("label_smoothing", 0.0), drop, result.get("switches"))
 
 
 def dataset_name(cfg) -> str:
@@ -70,7 +74,7 @@ def dataset_name(cfg) -> str:
 def config_key(overrides: tuple[str, ...], drop: tuple[str, ...] = ()) -> str:
     cfg = compose(list(overrides))
     return make_key(dataset_name(cfg), cfg.model._target_, params(cfg.model), cfg.regularizer._target_,
-                    params(cfg.regularizer), cfg.label_smoothing, drop)
+                    params(cfg.regularizer), cfg.label_smoothing, drop, recipe_switches(cfg))
 
 
 def row_overrides(table: dict, row: dict) -> list[str]:

@@ -158,9 +158,12 @@ def model_cell(run: dict) -> tuple[str, str]:
 
 
 def regularizer_cell(run: dict) -> tuple[str, str]:
+    """(the regularizer, its options and label smoothing, and every switch that is not the paper's recipe)."""
     options = describe_options(run.get("regularizer_target", ""), run.get("regularizer_params", {}))
     if run.get("label_smoothing"):
         options = ", ".join(filter(None, [options, f"label_smoothing={_fmt_value(run['label_smoothing'])}"]))
+    for name, value in (run.get("switches") or {}).items():
+        options = ", ".join(filter(None, [options, f"**{name}={value}, not the paper's recipe**"]))
     return str(run.get("regularizer")), options or "—"
 
 

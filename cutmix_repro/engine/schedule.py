@@ -1,4 +1,5 @@
-"""The official learning-rate schedule: ×gamma at fixed fractions of training.
+"""The official learning-rate schedule: ×gamma at fixed fractions of training (and, not the paper's, cosine
+with a linear warm-up: ``cosine_warmup``).
 
 The official ``adjust_learning_rate`` decays CIFAR's lr by 0.1 when ``epoch // (epochs·f)`` reaches 1,
 f ∈ {0.5, 0.75}: from the first epoch index ≥ f·epochs, i.e. at ⌈f·epochs⌉ (150 and 225 of 300).
@@ -14,7 +15,7 @@ import math
 from collections.abc import Sequence
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import MultiStepLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, MultiStepLR, SequentialLR
 
 from ..errors import ConfigError
 
@@ -30,3 +31,22 @@ def milestone_epochs(epochs: int, milestones: Sequence[float]) -> list[int]:
 def step_decay(optimizer: Optimizer, epochs: int, milestones: Sequence[float], gamma: float) -> MultiStepLR:
     """MultiStepLR stepped once per epoch, ×gamma at each of ``milestone_epochs``."""
     return MultiStepLR(optimizer, milestones=milestone_epochs(epochs, milestones), gamma=gamma)
+
+
+def cosine_warmup(optimizer: Optimizer, epochs: int, warmup_epochs: int, warmup_start: float,
+                  min_lr: float) -> SequentialLR:
+    """Not the paper's recipe (``scheduler=cosine``): a linear warm-up from ``warmup_start`` × lr to lr over the
+    first ``warmup_epochs`` epochs, then a cosine from lr to ``min_lr`` over the rest; PyTorch's ``LinearLR``,
+    ``CosineAnnealingLR`` and ``SequentialLR``, stepped once per epoch as the step schedule."""
+    if not 0 <= warmup_epochs < epochs:
+        raise ConfigError("warmup_epochs", warmup_epochs, f"0 or more, and fewer than trainer.epochs={epochs}")
+    if not 0 < warmup_start <= 1:
+        raise ConfigError("warmup_start", warmup_start, "the warm-up's first lr as a fraction of lr, in (0, 1]")
+    if min_lr < 0:
+        raise ConfigError("min_lr", min_lr, "a learning rate >= 0")
+    cosine = CosineAnnealingLR(optimizer, T_max=epochs - warmup_epochs, eta_min=min_lr)
+    if warmup_epochs == 0:
+        return SequentialLR(optimizer, [cosine], milestones=[])
+    warmup = LinearLR(optimizer, start_factor=warmup_start, end_factor=1.0, total_iters=warmup_epochs)
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_epochs])
+

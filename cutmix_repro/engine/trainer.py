@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
-from ..config import HYDRA_KEYS, build, params
+from ..config import HYDRA_KEYS, build, params, recipe_switches
 from ..data import DataBundle
 from ..errors import ConfigError
 from ..localization import LocalizationMeter
@@ -354,8 +354,11 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     record = describe_run(cfg, parts, info, choices, nondeterminism)
     visuals = Visuals(bool(cfg.trainer.tb_mixed_batch), int(cfg.trainer.tb_cams_every), parts.data)
     groups = {"experiment": record["experiment"], "dataset": choices.get("dataset", record["dataset"]),
-              "model": choices.get("model", record["model"]), "regularizer": record["regularizer"]}
-    session = " · ".join(str(v) for v in (record["regularizer"], record["model"], record["dataset"], run_dir.name))
+              "model": choices.get("model", record["model"]), "regularizer": record["regularizer"],
+              "scheduler": choices.get("scheduler", cfg.scheduler._target_.rsplit(".", 1)[-1])}
+    marks = [f"{k}={v.split('(')[0]} (not the paper's)" for k, v in record["switches"].items()]
+    session = " · ".join(str(v) for v in (record["regularizer"], record["model"], record["dataset"], *marks,
+                                          run_dir.name))
     recorder = RunRecorder(run_dir, record, hparams(cfg, groups), info.is_main, start_epoch=position.epoch,
                            fresh=(position.epoch, position.step) == (0, 0), visuals=visuals, session_name=session)
     stop = StopRequest().install()  # before the line that says training starts: a signal after it is caught
@@ -438,6 +441,7 @@ def describe_run(cfg: DictConfig, parts: Parts, info: distributed.DistInfo, choi
         "regularizer_target": cfg.regularizer._target_,
         "regularizer_params": params(cfg.regularizer),
         "label_smoothing": cfg.label_smoothing,
+        "switches": recipe_switches(cfg),  # what is not the paper's recipe (empty for the paper's)
         "experiment": choices.get("experiment"),
         "seed": cfg.seed,
         "epochs": tcfg.epochs,
