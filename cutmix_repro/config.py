@@ -78,6 +78,8 @@ def recipe_switches(cfg: DictConfig) -> dict[str, str]:
     empty for the paper's). Recorded in results.json, shown in TensorBoard, and part of the key that matches a
     run to a table row, so a run with a switch never fills a paper row and is marked wherever it appears."""
     switches = {}
+    if cfg.get("loss", "ce") != "ce":
+        switches["loss"] = str(cfg.loss)
     scheduler = cfg.get("scheduler")
     if scheduler is not None and scheduler.get("_target_") != PAPER_SCHEDULER:
         options = ", ".join(f"{k}={v}" for k, v in params(scheduler).items())

@@ -62,3 +62,35 @@ def test_the_report_marks_a_switched_run_and_keeps_it_out_of_the_paper_row(tmp_p
     unmatched = (tmp_path / "out" / "unmatched_runs.md").read_text()
     assert "scheduler=cosine_warmup(warmup_epochs=5, warmup_start=0.01, min_lr=0.0), not the paper's" in unmatched
     assert "13.00" in unmatched
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_bce_on_mixed_targets_equals_timms(smoothing):
+    from timm.data.mixup import mixup_target
+    from timm.loss import BinaryCrossEntropy
+
+    from cutmix_repro.regularizers import MixedBatch, mixed_binary_cross_entropy
+
+    torch.manual_seed(0)
+    logits, y = torch.randn(8, 10, dtype=torch.float64), torch.randint(10, (8,))
+    for lam in (1.0, 0.7, 0.25):  # timm mixes each image with the batch flipped
+        batch = MixedBatch(torch.zeros(8), y, y.flip(0), lam)
+        theirs = BinaryCrossEntropy(smoothing=0.0)(logits, mixup_target(y, 10, lam, smoothing))
+        ours = mixed_binary_cross_entropy(logits, batch, smoothing)
+        assert float(ours) == pytest.approx(float(theirs), rel=1e-6)  # timm builds float32 targets
+    lam = torch.rand(8, dtype=torch.float64)  # per image: each row its own weight
+    rows = [mixed_binary_cross_entropy(logits[i:i + 1], MixedBatch(None, y[i:i + 1], y.flip(0)[i:i + 1],
+                                                                   float(lam[i])), smoothing) for i in range(8)]
+    together = mixed_binary_cross_entropy(logits, MixedBatch(None, y, y.flip(0), lam), smoothing)
+    assert float(together) == pytest.approx(float(torch.stack(rows).mean()), rel=1e-12)
+
+
+def test_loss_bce_trains_is_marked_and_a_bad_loss_is_one_line(tmp_path, monkeypatch):
+    from helpers import train_main
+
+    result = fit_run(["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=16", "dataset.image_size=16",
+                      *TINY_MODEL, "trainer.epochs=1", "trainer.batch_size=16", "loss=bce"], tmp_path / "run")
+    assert result["switches"] == {"loss": "bce"} and math.isfinite(result["history"][0]["train_loss"])
+    status, err = train_main(["loss=focal", "trainer.device=cpu", f"hydra.run.dir={tmp_path / 'bad'}"], monkeypatch)
+    assert status == 2 and err.strip().splitlines() == [err.strip()] and "loss='focal'" in err and "bce" in err
+    assert not (tmp_path / "bad").exists()

@@ -33,7 +33,7 @@ from ..data import DataBundle
 from ..errors import ConfigError
 from ..localization import LocalizationMeter
 from ..models import count_parameters
-from ..regularizers import mixed_cross_entropy
+from ..regularizers import mixed_binary_cross_entropy, mixed_cross_entropy
 from ..visuals import FirstMixedBatch
 from . import distributed
 from . import records as R
@@ -63,6 +63,7 @@ class StepOptions:
     amp_dtype: torch.dtype | None = None  # autocast dtype; None = full precision
     channels_last: bool = False
     label_smoothing: float = 0.0
+    loss: str = "ce"  # "ce": the paper's mixed cross-entropy; "bce": binary cross-entropy on the mixed target
     log_interval: int = 50  # steps between the progress bar's updates and the NaN check (host syncs)
     progress: bool = False
     epochs: int = 1  # for the progress bar's "epoch k/N"
@@ -78,6 +79,7 @@ class StepOptions:
         tcfg = cfg.trainer
         return cls(device=device, amp_dtype=amp_dtype(tcfg.amp, device),
                    channels_last=_on_for_cuda(tcfg.channels_last, device), label_smoothing=cfg.label_smoothing,
+                   loss=check_loss(cfg.get("loss", "ce")),
                    log_interval=tcfg.log_interval, progress=progress, epochs=tcfg.epochs,
                    cudagraphs=bool(tcfg.compile) and tcfg.compile_mode in CUDAGRAPH_MODES)
 
@@ -87,6 +89,16 @@ class StepOptions:
 
     def layout(self, images: torch.Tensor) -> torch.Tensor:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+
+LOSSES = {"ce": mixed_cross_entropy, "bce": mixed_binary_cross_entropy}
+
+
+def check_loss(name: str) -> str:
+    if name not in LOSSES:
+        raise ConfigError("loss", name, "ce (the paper's mixed cross-entropy) or bce (binary cross-entropy on the "
+                          "mixed target, timm's option)")
+    return name
 
 
 def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
@@ -126,7 +138,7 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
         batch = regularizer(images, targets)
         with options.autocast():
             logits = model(options.layout(batch.inputs), mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
-        loss = mixed_cross_entropy(logits.float(), batch, options.label_smoothing)
+        loss = LOSSES[options.loss](logits.float(), batch, options.label_smoothing)
         if snapshot is not None and not snapshot.done:
             snapshot.offer(batch)
         optimizer.zero_grad(set_to_none=True)

@@ -10,7 +10,7 @@ from .cutmix import CutMix, box_sides, clip_box
 from .cutout import Cutout
 from .feature import FeatureCutMix, FeatureMix, FeatureMixup
 from .fmix import FMix
-from .loss import mixed_cross_entropy
+from .loss import mixed_binary_cross_entropy, mixed_cross_entropy
 from .mixup import Mixup
 from .resizemix import ResizeMix
 from .saliencymix import SaliencyMix
@@ -31,6 +31,7 @@ __all__ = [
     "SaliencyMix",
     "box_sides",
     "clip_box",
+    "mixed_binary_cross_entropy",
     "mixed_cross_entropy",
     "unmixed",
 ]

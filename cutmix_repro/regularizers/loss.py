@@ -1,4 +1,5 @@
-"""The CutMix/mixup loss: λ·CE(out, y_a) + (1−λ)·CE(out, y_b) (paper §3.1; the official train.py).
+"""The CutMix/mixup loss: λ·CE(out, y_a) + (1−λ)·CE(out, y_b) (paper §3.1; the official train.py); and, not the
+paper's, binary cross-entropy on the mixed soft target (``mixed_binary_cross_entropy``, ``loss=bce``).
 
 This equals cross-entropy against the soft target λ·onehot(y_a) + (1−λ)·onehot(y_b), and
 label smoothing (Szegedy et al., 2016) composes with it: each CE term is smoothed.
@@ -10,6 +11,7 @@ A Python float λ (the official slicing path) skips the second term when λ = 1,
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -30,3 +32,22 @@ def mixed_cross_entropy(logits: Tensor, out: MixedBatch, label_smoothing: float 
         return ce_a
     ce_b = F.cross_entropy(logits, out.targets_b, label_smoothing=label_smoothing)
     return lam * ce_a + (1 - lam) * ce_b
+
+
+def mixed_binary_cross_entropy(logits: Tensor, out: MixedBatch, label_smoothing: float = 0.0) -> Tensor:
+    """Not the paper's loss (``loss=bce``, timm's option): binary cross-entropy of every class's logit against the
+    mixed soft target λ·t(y_a) + (1−λ)·t(y_b), t the one-hot label smoothed as timm's ``mixup_target`` does
+    (off = ε/C, on = 1 − ε + ε/C), averaged over images and classes as timm's ``BinaryCrossEntropy``."""
+    classes = logits.shape[-1]
+    off = label_smoothing / classes
+    on = 1.0 - label_smoothing + off
+
+    def smoothed(targets: Tensor) -> Tensor:
+        return torch.full_like(logits, off).scatter_(1, targets.view(-1, 1), on)
+
+    lam = out.lam
+    if isinstance(lam, Tensor):
+        lam = lam.to(logits.dtype).view(-1, 1) if lam.dim() else lam.to(logits.dtype)
+    target = lam * smoothed(out.targets_a) + (1 - lam) * smoothed(out.targets_b)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
