@@ -80,6 +80,11 @@ def recipe_switches(cfg: DictConfig) -> dict[str, str]:
     switches = {}
     if cfg.get("loss", "ce") != "ce":
         switches["loss"] = str(cfg.loss)
+    trainer = cfg.get("trainer") or {}
+    if trainer.get("accumulate", 1) != 1:
+        switches["accumulate"] = str(trainer.accumulate)
+    if trainer.get("clip_grad_norm") is not None:
+        switches["clip_grad_norm"] = str(trainer.clip_grad_norm)
     scheduler = cfg.get("scheduler")
     if scheduler is not None and scheduler.get("_target_") != PAPER_SCHEDULER:
         options = ", ".join(f"{k}={v}" for k, v in params(scheduler).items())

@@ -94,3 +94,59 @@ def test_loss_bce_trains_is_marked_and_a_bad_loss_is_one_line(tmp_path, monkeypa
     status, err = train_main(["loss=focal", "trainer.device=cpu", f"hydra.run.dir={tmp_path / 'bad'}"], monkeypatch)
     assert status == 2 and err.strip().splitlines() == [err.strip()] and "loss='focal'" in err and "bce" in err
     assert not (tmp_path / "bad").exists()
+
+
+class NoNorm(torch.nn.Module):
+    """A small convolutional net without BatchNorm: gradient accumulation must then equal the large batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5))
+
+    def forward(self, x, mix_layer=None, mix_fn=None):
+        return self.body(x)
+
+
+@pytest.mark.parametrize("regularizer", ["cutmix", "mixup-elem"])
+def test_accumulating_four_chunks_equals_the_large_batch_and_clipping_bounds_the_step(regularizer):
+    import copy
+
+    from cutmix_repro.engine.trainer import StepOptions, train_one_epoch
+    from cutmix_repro.regularizers import CutMix, Mixup
+
+    torch.manual_seed(0)
+    data = [(torch.randn(32, 3, 8, 8), torch.randint(5, (32,))) for _ in range(3)]
+    base = NoNorm()
+    trained = {}
+    for chunks in (1, 4):
+        model = copy.deepcopy(base)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        mixer = CutMix(alpha=1.0) if regularizer == "cutmix" else Mixup(alpha=1.0, mode="elem")
+        torch.manual_seed(1)  # the same mixing draws: the whole batch is mixed before it is cut into chunks
+        batches = [(x.clone(), y) for x, y in data]  # CutMix pastes in place, as the authors' code
+        result = train_one_epoch(model, batches, mixer, optimizer, torch.amp.GradScaler("cpu", enabled=False),
+                                 StepOptions(device=torch.device("cpu"), accumulate=chunks, label_smoothing=0.1), 0)
+        trained[chunks] = (model, result["loss"])
+    for (name, a), b in zip(trained[1][0].named_parameters(), trained[4][0].parameters()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), name
+    assert trained[1][1] == pytest.approx(trained[4][1], rel=1e-5)
+    # clipping: with plain SGD of lr 1, one step moves the weights by the clipped gradient, of norm <= 0.01
+    model = copy.deepcopy(base)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    train_one_epoch(model, data[:1], CutMix(alpha=1.0), optimizer, torch.amp.GradScaler("cpu", enabled=False),
+                    StepOptions(device=torch.device("cpu"), clip_grad_norm=0.01), 0)
+    moved = torch.cat([p.detach().flatten() for p in model.parameters()]) - before
+    assert float(moved.norm()) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_accumulation_and_clipping_are_marked_and_checked():
+    cfg = compose(["trainer.accumulate=4", "trainer.clip_grad_norm=1.0"])
+    assert recipe_switches(cfg) == {"accumulate": "4", "clip_grad_norm": "1.0"}
+    from cutmix_repro.engine.trainer import check_trainer
+
+    with pytest.raises(ConfigError, match="trainer.accumulate=3"):
+        check_trainer(compose(["trainer.batch_size=64", "trainer.accumulate=3"]).trainer, 1)
+    with pytest.raises(ConfigError, match="trainer.clip_grad_norm=0"):
+        check_trainer(compose(["trainer.clip_grad_norm=0"]).trainer, 1)

@@ -12,6 +12,7 @@ format, label smoothing, …), not the Hydra config, so tests and benchmarks cal
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from ..data import DataBundle
 from ..errors import ConfigError
 from ..localization import LocalizationMeter
 from ..models import count_parameters
-from ..regularizers import mixed_binary_cross_entropy, mixed_cross_entropy
+from ..regularizers import MixedBatch, mixed_binary_cross_entropy, mixed_cross_entropy
 from ..visuals import FirstMixedBatch
 from . import distributed
 from . import records as R
@@ -64,6 +65,8 @@ class StepOptions:
     channels_last: bool = False
     label_smoothing: float = 0.0
     loss: str = "ce"  # "ce": the paper's mixed cross-entropy; "bce": binary cross-entropy on the mixed target
+    accumulate: int = 1  # forward/backward each batch in this many chunks, one optimizer step (not the paper's)
+    clip_grad_norm: float | None = None  # clip the gradients' global norm before the step (not the paper's)
     log_interval: int = 50  # steps between the progress bar's updates and the NaN check (host syncs)
     progress: bool = False
     epochs: int = 1  # for the progress bar's "epoch k/N"
@@ -79,7 +82,8 @@ class StepOptions:
         tcfg = cfg.trainer
         return cls(device=device, amp_dtype=amp_dtype(tcfg.amp, device),
                    channels_last=_on_for_cuda(tcfg.channels_last, device), label_smoothing=cfg.label_smoothing,
-                   loss=check_loss(cfg.get("loss", "ce")),
+                   loss=check_loss(cfg.get("loss", "ce")), accumulate=int(tcfg.get("accumulate", 1)),
+                   clip_grad_norm=tcfg.get("clip_grad_norm"),
                    log_interval=tcfg.log_interval, progress=progress, epochs=tcfg.epochs,
                    cudagraphs=bool(tcfg.compile) and tcfg.compile_mode in CUDAGRAPH_MODES)
 
@@ -136,16 +140,23 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
     for images, targets in bar:
         options.step_begins()
         batch = regularizer(images, targets)
-        with options.autocast():
-            logits = model(options.layout(batch.inputs), mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
-        loss = LOSSES[options.loss](logits.float(), batch, options.label_smoothing)
+        if options.accumulate == 1:  # the paper's step, exactly
+            with options.autocast():
+                logits = model(options.layout(batch.inputs), mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
+            loss = LOSSES[options.loss](logits.float(), batch, options.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            meter.update(logits, batch.targets_a, loss)  # train error against each image's own label
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            loss = _accumulate(model, batch, scaler, options, meter)
         if snapshot is not None and not snapshot.done:
             snapshot.offer(batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        if options.clip_grad_norm is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip_grad_norm)
         scaler.step(optimizer)
         scaler.update()
-        meter.update(logits, batch.targets_a, loss)  # train error against each image's own label
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step_on_device, first_bad)
         step_on_device += 1
         step += 1
@@ -166,6 +177,30 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
     images = (meter.count - count_before) * distributed.world_size()  # this call's images, all ranks
     metrics[R.IMAGES_PER_S] = images / max(seconds, 1e-9)
     return metrics
+
+
+def _accumulate(model, batch: MixedBatch, scaler, options: StepOptions, meter: Meter) -> torch.Tensor:
+    """``trainer.accumulate`` (not the paper's recipe): the batch, mixed as a whole (one λ, one permutation, as the
+    large batch), goes forward and backward in ``accumulate`` chunks, each loss weighted by its share of the
+    batch, so the summed gradient is the large batch's (BatchNorm aside: its statistics are each chunk's).
+    Under DDP only the last chunk's backward all-reduces. Returns the batch's loss."""
+    if batch.mix_fn is not None:
+        raise ConfigError("trainer.accumulate", options.accumulate, "feature-level mixing mixes within the batch "
+                          "the network sees: use trainer.accumulate=1 with it")
+    n, total = batch.inputs.shape[0], 0.0
+    bounds = [(n * k // options.accumulate, n * (k + 1) // options.accumulate) for k in range(options.accumulate)]
+    for k, (a, b) in enumerate(bounds):
+        lam = batch.lam[a:b] if isinstance(batch.lam, torch.Tensor) and batch.lam.dim() else batch.lam
+        piece = MixedBatch(batch.inputs[a:b], batch.targets_a[a:b], batch.targets_b[a:b], lam)
+        sync = k == len(bounds) - 1 or not hasattr(model, "no_sync")
+        with contextlib.nullcontext() if sync else model.no_sync():
+            with options.autocast():
+                logits = model(options.layout(piece.inputs))
+            loss = LOSSES[options.loss](logits.float(), piece, options.label_smoothing)
+            scaler.scale(loss * ((b - a) / n)).backward()
+        meter.update(logits, piece.targets_a, loss)
+        total = total + loss.detach() * ((b - a) / n)
+    return total
 
 
 STOP_CHECK_EVERY = 10  # steps between DDP ranks' agreement on a stop request (one tiny all-reduce)
@@ -253,6 +288,13 @@ def check_trainer(tcfg: DictConfig, world_size: int) -> None:
     if tcfg.batch_size % world_size:
         raise ConfigError("trainer.batch_size", tcfg.batch_size,
                           f"with {world_size} processes the global batch must be a multiple of the world size")
+    accumulate = tcfg.get("accumulate", 1)
+    if accumulate < 1 or (tcfg.batch_size // world_size) % accumulate:
+        raise ConfigError("trainer.accumulate", accumulate, f"a divisor (>= 1) of each process's batch of "
+                          f"{tcfg.batch_size // world_size}")
+    clip = tcfg.get("clip_grad_norm")
+    if clip is not None and not clip > 0:
+        raise ConfigError("trainer.clip_grad_norm", clip, "a norm > 0, or null for no clipping")
 
 
 def requeued() -> bool:
