@@ -95,7 +95,12 @@ class StepOptions:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
 
-LOSSES = {"ce": mixed_cross_entropy, "bce": mixed_binary_cross_entropy}
+LOSSES = ("ce", "bce")
+
+
+def loss_function(name: str):
+    """The mixed loss by name, looked up when called (``ce``: the paper's; ``bce``: timm's option)."""
+    return mixed_binary_cross_entropy if name == "bce" else mixed_cross_entropy
 
 
 def check_loss(name: str) -> str:
@@ -143,7 +148,7 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
         if options.accumulate == 1:  # the paper's step, exactly
             with options.autocast():
                 logits = model(options.layout(batch.inputs), mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
-            loss = LOSSES[options.loss](logits.float(), batch, options.label_smoothing)
+            loss = loss_function(options.loss)(logits.float(), batch, options.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             meter.update(logits, batch.targets_a, loss)  # train error against each image's own label
@@ -196,7 +201,7 @@ def _accumulate(model, batch: MixedBatch, scaler, options: StepOptions, meter: M
         with contextlib.nullcontext() if sync else model.no_sync():
             with options.autocast():
                 logits = model(options.layout(piece.inputs))
-            loss = LOSSES[options.loss](logits.float(), piece, options.label_smoothing)
+            loss = loss_function(options.loss)(logits.float(), piece, options.label_smoothing)
             scaler.scale(loss * ((b - a) / n)).backward()
         meter.update(logits, piece.targets_a, loss)
         total = total + loss.detach() * ((b - a) / n)
