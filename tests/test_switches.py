@@ -131,6 +131,13 @@ def test_accumulating_four_chunks_equals_the_large_batch_and_clipping_bounds_the
     for (name, a), b in zip(trained[1][0].named_parameters(), trained[4][0].parameters()):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), name
     assert trained[1][1] == pytest.approx(trained[4][1], rel=1e-5)
+    # a last batch smaller than the number of chunks (drop_last is off, as the authors'): no empty chunk's NaN
+    small = [(torch.randn(3, 3, 8, 8), torch.randint(5, (3,)))]
+    model = copy.deepcopy(base)
+    result = train_one_epoch(model, small, CutMix(alpha=1.0), torch.optim.SGD(model.parameters(), lr=0.1),
+                             torch.amp.GradScaler("cpu", enabled=False),
+                             StepOptions(device=torch.device("cpu"), accumulate=4), 0)
+    assert math.isfinite(result["loss"])
     # clipping: with plain SGD of lr 1, one step moves the weights by the clipped gradient, of norm <= 0.01
     model = copy.deepcopy(base)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)

@@ -194,6 +194,7 @@ def _accumulate(model, batch: MixedBatch, scaler, options: StepOptions, meter: M
                           "the network sees: use trainer.accumulate=1 with it")
     n, total = batch.inputs.shape[0], 0.0
     bounds = [(n * k // options.accumulate, n * (k + 1) // options.accumulate) for k in range(options.accumulate)]
+    bounds = [(a, b) for a, b in bounds if b > a]  # a last batch smaller than the chunk count has empty chunks
     for k, (a, b) in enumerate(bounds):
         lam = batch.lam[a:b] if isinstance(batch.lam, torch.Tensor) and batch.lam.dim() else batch.lam
         piece = MixedBatch(batch.inputs[a:b], batch.targets_a[a:b], batch.targets_b[a:b], lam)
