@@ -461,3 +461,23 @@ def test_reproduce_table10_launches_each_found_backbone_on_each_task_and_names_t
     assert "Mixup, Cutout" in err and "reproduce table3" in err
     assert main(["table10", "--dry-run", "--runs-dir", str(tmp_path / "empty")]) == 2
 
+
+
+def test_two_torchrun_ranks_train_a_detector_and_score_each_test_image_once(transfer_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "ddp"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    args = ["+task=voc_faster_rcnn", f"init_from={transfer_data['r50']}", f"task.data.root={transfer_data['voc']}",
+            *TINY_VOC, "task.recipes.short.iterations=2", "task.recipes.short.milestones=[1]", f"hydra.run.dir={run}"]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "cutmix_repro.transfer", *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run / "results.json").read_text())
+    assert results["status"] == "finished" and results["world_size"] == 2 and results["iterations_done"] == 2
+    # the four test images are split between the ranks (2 + 2) and scored once, on the gathered predictions
+    assert results["metrics"]["test_images"] == 4
+    assert torch.load(run / "last.pt", weights_only=True)["iteration"] == 2
