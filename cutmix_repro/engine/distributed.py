@@ -109,11 +109,7 @@ def broadcast_object(value):
 
 def gather_floats(value: float) -> list[float]:
     """Every rank's value, in rank order (on every rank)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return [value]
-    out: list = [None] * dist.get_world_size()
-    dist.all_gather_object(out, value)
-    return [float(v) for v in out]
+    return [float(v) for v in gather_objects(value)]
 
 
 def gather_objects(value) -> list:
