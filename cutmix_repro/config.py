@@ -14,7 +14,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from .errors import ConfigError
 
-GROUPS = ("dataset", "model", "regularizer", "optimizer", "scheduler", "trainer", "experiment")
+GROUPS = ("dataset", "model", "regularizer", "optimizer", "scheduler", "augment", "logger", "trainer", "experiment")
 
 
 def config_dir() -> Path:
@@ -83,8 +83,17 @@ def recipe_switches(cfg: DictConfig) -> dict[str, str]:
     trainer = cfg.get("trainer") or {}
     if trainer.get("accumulate", 1) != 1:
         switches["accumulate"] = str(trainer.accumulate)
+    if trainer.get("ema_decay") is not None:
+        switches["ema_decay"] = str(trainer.ema_decay)
     if trainer.get("clip_grad_norm") is not None:
         switches["clip_grad_norm"] = str(trainer.clip_grad_norm)
+    augment = cfg.get("augment")
+    if augment is not None:
+        from .data.augment import Augment
+
+        extra = Augment(**params(augment))
+        if extra.active:
+            switches["augment"] = extra.describe()
     scheduler = cfg.get("scheduler")
     if scheduler is not None and scheduler.get("_target_") != PAPER_SCHEDULER:
         options = ", ".join(f"{k}={v}" for k, v in params(scheduler).items())

@@ -56,7 +56,7 @@ def load(args) -> tuple[torch.nn.Module, Any, Path, int]:
         return model, data, Path(args.out or Path(args.path).parent), epoch
     from .saved import load_run
 
-    run = load_run(args.path, args.checkpoint)
+    run = load_run(args.path, args.checkpoint, args.weights)
     if args.data_root:
         run.cfg.dataset.root = args.data_root
     epoch = int(torch.load(run.checkpoint, map_location="cpu", weights_only=True)["epoch"])
@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", help="a run directory or checkpoint of ours, or an authors' file (--format official)")
     parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: all)")
     parser.add_argument("--checkpoint", default="best.pt", help="which checkpoint of a run directory (default best.pt)")
+    parser.add_argument("--weights", default="model", help="model (the trained weights) or ema (their moving "
+                        "average, runs with trainer.ema_decay)")
     parser.add_argument("--format", choices=("ours", "official"), default="ours")
     parser.add_argument("--model", help="with --format official: our preset of the same design (pyramidnet200, …)")
     parser.add_argument("--dataset", help="with --format official: the data set (cifar10, cifar100, imagenet)")

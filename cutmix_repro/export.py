@@ -27,7 +27,7 @@ FORMATS = ("safetensors", "torchvision")
 
 
 def export(run: str | Path, to: str, out: str | Path | None = None, checkpoint: str = "best.pt",
-           force: bool = False) -> Path:
+           force: bool = False, weights: str = "model") -> Path:
     from omegaconf import OmegaConf
 
     from .engine.checkpoint import atomic_write, load_checkpoint
@@ -36,10 +36,10 @@ def export(run: str | Path, to: str, out: str | Path | None = None, checkpoint: 
 
     if to not in FORMATS:
         raise ConfigError("--to", to, f"one of {', '.join(FORMATS)}")
-    saved = load_run(run, checkpoint)
+    saved = load_run(run, checkpoint, weights)
     model, name = saved.model, saved.model.arch_name
     suffix = ".safetensors" if to == "safetensors" else ".pth"
-    path = Path(out) if out else saved.run_dir / "export" / f"{name}{suffix}"
+    path = Path(out) if out else saved.run_dir / "export" / f"{name}{'_ema' if weights == 'ema' else ''}{suffix}"
     if path.exists() and not force:
         raise ConfigError("--out", str(path), "exists already: give another --out, or --force to replace it")
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -55,7 +55,8 @@ def export(run: str | Path, to: str, out: str | Path | None = None, checkpoint: 
     meta = load_checkpoint(saved.checkpoint, {})
     metadata = {"format": "pt", "model": name, "config": json.dumps(OmegaConf.to_container(saved.cfg, resolve=True)),
                 "epoch": str(meta.get("epoch", "")), "dataset": str(meta["meta"].get("dataset", "")),
-                "num_classes": str(meta["meta"].get("num_classes", "")), "source": str(saved.checkpoint)}
+                "num_classes": str(meta["meta"].get("num_classes", "")), "source": str(saved.checkpoint),
+                "weights": weights}
     payload = save(state, metadata=metadata)
     atomic_write(path, lambda f: f.write(payload))
     return path
@@ -68,10 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", required=True, help=f"one of {', '.join(FORMATS)}")
     parser.add_argument("--out", help="the file to write (default: RUN/export/<model>.safetensors or .pth)")
     parser.add_argument("--checkpoint", default="best.pt", help="which checkpoint of a run directory (default best.pt)")
+    parser.add_argument("--weights", default="model", help="model (the trained weights, default) or ema (their "
+                        "moving average, runs with trainer.ema_decay)")
     parser.add_argument("--force", action="store_true", help="replace an existing file")
     args = parser.parse_args(argv)
     try:
-        path = export(args.run, args.to, args.out, args.checkpoint, args.force)
+        path = export(args.run, args.to, args.out, args.checkpoint, args.force, args.weights)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

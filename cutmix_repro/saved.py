@@ -29,8 +29,14 @@ class SavedRun:
         return build(self.cfg.dataset, "dataset", batch_size=batch_size, device=device, seed=int(self.cfg.seed))
 
 
-def load_run(path: str | Path, checkpoint: str = "best.pt") -> SavedRun:
-    """A run directory (its ``checkpoint``, ``best.pt`` by default) or a checkpoint file of ours."""
+WEIGHTS = ("model", "ema")
+
+
+def load_run(path: str | Path, checkpoint: str = "best.pt", weights: str = "model") -> SavedRun:
+    """A run directory (its ``checkpoint``, ``best.pt`` by default) or a checkpoint file of ours; ``weights``:
+    the trained model's (``model``) or their moving average's (``ema``, runs with ``trainer.ema_decay``)."""
+    if weights not in WEIGHTS:
+        raise ConfigError("--weights", weights, "model (the trained weights) or ema (their moving average)")
     path = Path(path)
     if not path.exists():
         raise ConfigError("run", str(path), "no such folder or file: give a run directory of "
@@ -48,5 +54,8 @@ def load_run(path: str | Path, checkpoint: str = "best.pt") -> SavedRun:
     else:
         raise ConfigError("run", str(path), "the checkpoint holds no config, nor is there a .hydra/config.yaml")
     model = build(cfg.model, "model", num_classes=state["meta"]["num_classes"])
-    model.load_state_dict(state["model"])
+    if weights == "ema" and not state.get("ema"):
+        raise ConfigError("--weights", weights, f"{ckpt} holds no weight EMA (trained without trainer.ema_decay): "
+                          "use --weights model")
+    model.load_state_dict(state["ema"]["weights"] if weights == "ema" else state["model"])
     return SavedRun(run_dir, ckpt, cfg, model.eval())

@@ -43,7 +43,7 @@ def check_group_overrides(argv: list[str], groups: tuple[str, ...] = GROUPS) -> 
             continue
         group, values = match.groups()
         valid = options(group)
-        for value in filter(None, values.split(",")):
+        for value in filter(None, values.strip("[]").split(",")):
             if value not in valid:
                 return f"error: {group}={value!r} is unknown: choose one of {', '.join(valid)}"
     return None

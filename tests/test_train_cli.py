@@ -150,7 +150,7 @@ def test_bad_input_stops_before_training_with_one_line_naming_the_key(tmp_path, 
     assert not run.exists(), "a failed start leaves no folder behind"
 
 
-def test_bad_input_from_a_real_process_exits_2_with_one_line(tmp_path):
+def test_bad_input_from_a_real_process_exits_2_with_one_line(tmp_path, monkeypatch):
     proc = train_cli(["dataset=synthetic", "regularizer.alpha=0", *FAST, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
     assert proc.returncode == 2
@@ -160,8 +160,8 @@ def test_bad_input_from_a_real_process_exits_2_with_one_line(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("my notes")
     mine = f"hydra.run.dir={tmp_path / 'mine'}"
-    proc = train_cli(["dataset=synthetic", "regularizer.alpha=0", *FAST, mine], tmp_path)
-    assert proc.returncode == 2 and sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    status, _ = train_main(["dataset=synthetic", "regularizer.alpha=0", *FAST, mine], monkeypatch)  # the same main
+    assert status == 2 and sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
 
 
 @pytest.mark.parametrize("module", ["figure1", "evaluate", "report", "reproduce", "bench"])

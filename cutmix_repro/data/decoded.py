@@ -32,6 +32,7 @@ from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import DataError
+from .augment import step_seed
 from .loaders import DeviceLoader
 from .transforms import IMAGENET_MEAN, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC, IMAGENET_STD
 
@@ -187,15 +188,20 @@ def normalize_imagenet(x: Tensor) -> Tensor:
     return (x - mean) / std
 
 
-def train_batch(images: list[Tensor], draws: TrainDraws, size: int) -> Tensor:
-    """The official training augmentation applied to decoded uint8 images (on their device)."""
+def train_batch(images: list[Tensor], draws: TrainDraws, size: int, augment=None, seed: int = 0) -> Tensor:
+    """The official training augmentation applied to decoded uint8 images (on their device); ``augment``
+    (``data.augment.Augment``, not the paper's) adds its policy after the flip, its erasing at the end."""
     crops = []
     for image, (top, left, h, w), flip in zip(images, draws.boxes.tolist(), draws.flips.tolist()):
         crop = TF.resize(image[:, top:top + h, left:left + w].unsqueeze(0), [size, size], antialias=True)
         crops.append(crop.flip(-1) if flip else crop)  # = resized_crop (cropped first), then the flip
-    x = torch.cat(crops).float().div_(255.0)  # uint8 resized and rounded, as PIL does
+    x = torch.cat(crops)
+    if augment is not None:
+        x = augment.batch(x, "policy", seed)
+    x = x.float().div_(255.0)  # uint8 resized and rounded, as PIL does
     x = color_jitter(x, draws.factors, draws.order)
-    return normalize_imagenet(lighting(x, draws.lighting))
+    x = normalize_imagenet(lighting(x, draws.lighting))
+    return x if augment is None else augment.batch(x, "erasing", seed)
 
 
 def eval_batch(images: list[Tensor], size: int, resize: int) -> Tensor:
@@ -210,9 +216,10 @@ class DecodedLoader(DeviceLoader):
     device here (training: ``draw_train`` from ``step_generator``; evaluation: ``eval_batch``)."""
 
     def __init__(self, loader, sampler, device, paths, train: bool, image_size: int, resize: int, seed: int,
-                 rank: int):
+                 rank: int, augment=None):
         super().__init__(loader, sampler, device, paths)
         self.train, self.image_size, self.resize, self.seed, self.rank = train, image_size, resize, seed, rank
+        self.augment = augment if train and augment is not None and augment.active else None
         self.epoch, self.start_step = 0, 0
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
@@ -225,7 +232,7 @@ class DecodedLoader(DeviceLoader):
             return eval_batch(images, self.image_size, self.resize)
         sizes = torch.tensor([list(image.shape[-2:]) for image in images])
         return train_batch(images, draw_train(sizes, step_generator(self.seed, self.epoch, self.rank, step)),
-                           self.image_size)
+                           self.image_size, self.augment, step_seed(self.seed, self.epoch, self.rank, step))
 
     def sample(self, index: int) -> tuple:
         data, target, _ = self.loader.dataset[index]

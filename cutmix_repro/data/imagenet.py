@@ -70,7 +70,7 @@ def imagenet(
     if pipeline == "device":
         train_ds, val_ds = (image_folder(root_path / part, encoded=True) for part in ("train", "val"))
     else:
-        train_ds = image_folder(root_path / "train", imagenet_train_transform(image_size))
+        train_ds = image_folder(root_path / "train", imagenet_train_transform(image_size, feed.augment))
         val_ds = image_folder(root_path / "val", imagenet_eval_transform(image_size, resize))
     if train_ds.classes != val_ds.classes:
         raise DataError("root", root, "train/ and val/ have different class folders")
@@ -99,4 +99,4 @@ def decoded_loader(dataset: EncodedFolder, train: bool, feed: Batching, num_work
     """The DataLoader of ``device_loader`` (workers, sampler, pinned memory) reading bytes, decoded on the device."""
     base = device_loader(dataset, train, feed, num_workers, prefetch_factor, collate_fn=collate_encoded)
     return DecodedLoader(base.loader, base.sampler, feed.device, base.paths, train, image_size, resize, feed.seed,
-                         feed.rank)
+                         feed.rank, feed.augment)

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
 from ..errors import ConfigError, DataError
+from .augment import Augment, step_seed
 from .transforms import crop_flip_padded, draw_crop_flip, normalize
 
 
@@ -55,6 +56,7 @@ class Batching:
     rank: int = 0
     world_size: int = 1
     drop_last: bool = False
+    augment: Augment | None = None  # augment=...: torchvision's policies added to training batches (not the paper's)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -89,6 +91,7 @@ class TensorLoader:
         self.padding, self.hflip = padding, hflip
         self.seed, self.rank, self.world_size = batching.seed, batching.rank, batching.world_size
         self.drop_last = batching.drop_last
+        self.augment = batching.augment if train and batching.augment and batching.augment.active else None
         c = images.shape[1]
         self.mean = torch.tensor(mean, device=self.device).view(1, c, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, c, 1, 1)
@@ -145,7 +148,12 @@ class TensorLoader:
             images = self.images[idx]
             if self.train:
                 images = crop_flip_padded(images, offsets[sl], flips[sl], self.height, self.width)
-                yield normalize(images, self.mean, self.std), self.targets[idx]
+                if self.augment is None:  # the paper's recipe
+                    yield normalize(images, self.mean, self.std), self.targets[idx]
+                    continue
+                seed = step_seed(self.seed, self.epoch, self.rank, step)
+                images = normalize(self.augment.batch(images, "policy", seed), self.mean, self.std)
+                yield self.augment.batch(images, "erasing", seed), self.targets[idx]
             elif self.boxes is None:
                 yield normalize(images, self.mean, self.std), self.targets[idx]
             else:

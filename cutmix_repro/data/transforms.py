@@ -70,18 +70,22 @@ class Lighting:
         return f"Lighting(std={self.std})"
 
 
-def imagenet_train_transform(image_size: int) -> T.Compose:
-    """The official ImageNet training augmentation (the authors' train.py)."""
-    return T.Compose(
-        [
-            T.RandomResizedCrop(image_size),
-            T.RandomHorizontalFlip(),
-            T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
-            T.ToTensor(),
-            Lighting(0.1),
-            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
+def imagenet_train_transform(image_size: int, augment=None) -> T.Compose:
+    """The official ImageNet training augmentation (the authors' train.py); ``augment`` (``data.augment.Augment``,
+    not the paper's) adds its policy after the flip and its random erasing after the normalisation."""
+    policy = augment.policy_transform() if augment is not None else None
+    erasing = augment.erasing_transform() if augment is not None else None
+    steps = [
+        T.RandomResizedCrop(image_size),
+        T.RandomHorizontalFlip(),
+        *([policy] if policy else []),
+        T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+        T.ToTensor(),
+        Lighting(0.1),
+        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        *([erasing] if erasing else []),
+    ]
+    return T.Compose(steps)
 
 
 def imagenet_eval_transform(image_size: int, resize: int) -> T.Compose:

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from ..errors import ConfigError, DataError
+from .augment import check_supported
 from .imagenet import image_folder
 from .loaders import UNREADABLE, Batching, DataBundle, device_loader, resolve_workers, tensor_bundle
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -185,6 +186,7 @@ def _bundle(name, train_ds, test_ds, num_classes, class_names, num_workers, pref
     if len(test_ds) == 0 or len(train_ds) == 0:
         raise DataError("root", name, "no training or no test images")
     feed, workers = Batching(**batching), resolve_workers(num_workers)
+    check_supported(feed.augment, name)
     return DataBundle(name, device_loader(train_ds, True, feed, workers, prefetch_factor),
                       device_loader(test_ds, False, feed, workers, prefetch_factor, collate_with_boxes), num_classes,
                       IMAGENET_MEAN, IMAGENET_STD, class_names)

@@ -65,19 +65,27 @@ def session_start(hparams: dict[str, Any], name: str):
 
 
 class RunRecorder:
+    """``tensorboard``: write TensorBoard's log (``logger=[tensorboard,...]``); ``loggers``: the other loggers of
+    ``logger=[...]`` (``engine.loggers``), told after ``results.json`` is written."""
+
     def __init__(self, run_dir: Path, record: dict[str, Any], hparams: dict[str, Any], is_main: bool,
-                 start_epoch: int, fresh: bool, visuals: Visuals | None = None, session_name: str = ""):
+                 start_epoch: int, fresh: bool, visuals: Visuals | None = None, session_name: str = "",
+                 tensorboard: bool = True, loggers: list | tuple = ()):
         self.run_dir, self.record, self.is_main, self.visuals = Path(run_dir), record, is_main, visuals
         self.cam_batch = None
         self.writer = None
-        if is_main:  # steps after the checkpoint are purged, so a resumed run logs each epoch once
+        self.loggers = list(loggers) if is_main else []
+        if is_main and tensorboard:  # steps after the checkpoint are purged, so a resumed run logs each epoch once
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_epoch + 1)
             if fresh:
                 self.writer.file_writer.add_summary(session_start(hparams, session_name))
+        for logger in self.loggers:
+            logger.start(self.run_dir, record, hparams, session_name)
 
     def snapshot(self) -> FirstMixedBatch | None:
         """What the training step should keep of its first mixed batch this epoch (None: nothing)."""
-        return FirstMixedBatch() if self.is_main and self.visuals and self.visuals.mixed_batch else None
+        keep = self.writer is not None and self.visuals and self.visuals.mixed_batch
+        return FirstMixedBatch() if keep else None
 
     def log_images(self, epoch: int, snapshot: FirstMixedBatch | None, model: torch.nn.Module,
                    last_epoch: bool) -> float:
@@ -87,12 +95,12 @@ class RunRecorder:
         v, step = self.visuals, epoch + 1
         if not self.is_main or v is None:
             return 0.0
-        cams_now = bool(v.cams_every) and step % v.cams_every == 0
+        cams_now = bool(v.cams_every) and step % v.cams_every == 0 and self.writer is not None
         boxes_now = last_epoch and v.has_boxes
         if snapshot is None and not cams_now and not boxes_now:
             return 0.0
         start = time.perf_counter()
-        if snapshot is not None and snapshot.batch is not None:
+        if snapshot is not None and snapshot.batch is not None and self.writer is not None:
             images, caption = mixed_batch(snapshot.batch, v.data.mean, v.data.std)
             self.writer.add_images("train/mixed_batch", images, step)
             self.writer.add_text("train/mixed_batch_lambda", caption, step)
@@ -117,16 +125,18 @@ class RunRecorder:
             return
         step = entry[R.EPOCH]
         summary = R.summarize(history)
-        for name, tag in R.TB_TAGS.items():
-            if name in entry:
-                self.writer.add_scalar(tag, entry[name], step)
-        for name, tag in R.TB_SUMMARY_TAGS.items():
-            if summary.get(name) is not None:
-                self.writer.add_scalar(tag, summary[name], step)
-        self.writer.flush()
+        if self.writer is not None:
+            for name, tag in R.TB_TAGS.items():
+                if name in entry:
+                    self.writer.add_scalar(tag, entry[name], step)
+            for name, tag in R.TB_SUMMARY_TAGS.items():
+                if summary.get(name) is not None:
+                    self.writer.add_scalar(tag, summary[name], step)
+            self.writer.flush()
         located = (f" | top1_loc {entry[R.VAL_TOP1_LOC]:.2f} gt_known_loc {entry[R.VAL_GT_KNOWN_LOC]:.2f} "
                    f"max_box_acc {entry[R.VAL_MAX_BOX_ACC]:.2f} v2 {entry[R.VAL_MAX_BOX_ACC_V2]:.2f}"
                    if R.VAL_TOP1_LOC in entry else "")
+        located += f" | ema top1_err {entry[R.VAL_TOP1_EMA]:.2f}" if R.VAL_TOP1_EMA in entry else ""
         log.info("epoch %d | lr %.4g | train loss %.4f top1_err %.2f | val top1_err %.2f top5_err %.2f%s | %.0f img/s",
                  step, entry[R.LR], entry[R.TRAIN_LOSS], entry[R.TRAIN_TOP1], entry[R.VAL_TOP1], entry[R.VAL_TOP5],
                  located, entry[R.IMAGES_PER_S])
@@ -137,6 +147,8 @@ class RunRecorder:
         self.record.update({R.STATUS: status, R.EPOCHS_DONE: step, R.WALL_TIME: entry[R.WALL_TIME], **summary,
                             "history": history})
         write_json(self.run_dir / "results.json", self.record)
+        for logger in self.loggers:
+            logger.log(history)
 
     def stopped(self, status: str, history: list[dict[str, Any]], state: dict[str, Any] | None = None,
                 **extra) -> None:
@@ -148,6 +160,8 @@ class RunRecorder:
         if state is not None:
             save_checkpoint(self.run_dir / "last.pt", state)
         write_json(self.run_dir / "results.json", self.record)
+        for logger in self.loggers:
+            logger.log(history)
 
     def finished(self, **extra) -> None:
         """Facts known only at the end (e.g. every rank's weight checksum)."""
@@ -156,6 +170,9 @@ class RunRecorder:
             write_json(self.run_dir / "results.json", self.record)
 
     def close(self) -> None:
+        for logger in self.loggers:
+            logger.finish(self.record)
+        self.loggers = []
         if self.writer is None:
             return
         if self.record.get(R.STATUS) == R.FINISHED:

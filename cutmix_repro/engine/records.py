@@ -25,6 +25,8 @@ RANK_VAL_TOP1 = "rank_val_top1_err"  # under DDP: every rank's view of the same 
 # On data with object boxes (localization accuracies in percent, higher is better; cutmix_repro.localization).
 VAL_TOP1_LOC, VAL_GT_KNOWN_LOC, VAL_MAX_BOX_ACC = "val_top1_loc", "val_gt_known_loc", "val_max_box_acc"
 VAL_MAX_BOX_ACC_V2 = "val_max_box_acc_v2"
+# With trainer.ema_decay (not the paper's recipe): the weights' moving average, evaluated beside the raw model.
+VAL_LOSS_EMA, VAL_TOP1_EMA, VAL_TOP5_EMA = "val_loss_ema", "val_top1_err_ema", "val_top5_err_ema"
 LOCALIZATION = {"top1_loc": VAL_TOP1_LOC, "gt_known_loc": VAL_GT_KNOWN_LOC, "max_box_acc": VAL_MAX_BOX_ACC,
                 "max_box_acc_threshold": "val_max_box_acc_threshold", "max_box_acc_v2": VAL_MAX_BOX_ACC_V2}
 # The TensorBoard scalar of each history field drawn per epoch.
@@ -32,7 +34,8 @@ TB_TAGS = {TRAIN_LOSS: "train/loss", TRAIN_TOP1: "train/top1_err", VAL_LOSS: "va
            VAL_TOP5: "val/top5_err", LR: "lr", IMAGES_PER_S: "train/images_per_s", VAL_TOP1_LOC: "val/top1_loc",
            VAL_GT_KNOWN_LOC: "val/gt_known_loc", VAL_MAX_BOX_ACC: "val/max_box_acc",
            VAL_MAX_BOX_ACC_V2: "val/max_box_acc_v2", COMPILED_GRAPHS: "compile/graphs",
-           GRAPH_BREAKS: "compile/graph_breaks"}
+           GRAPH_BREAKS: "compile/graph_breaks", VAL_LOSS_EMA: "val_ema/loss", VAL_TOP1_EMA: "val_ema/top1_err",
+           VAL_TOP5_EMA: "val_ema/top5_err"}
 
 # The summary of a run. Best: the epoch with the lowest test top-1 error, the latest one on a tie (the
 # official train.py's ``err1 <= best_err1``), and that epoch's top-5 error (its ``best_err5``), as the
@@ -43,11 +46,13 @@ LAST_TOP1, LAST_TOP5 = "last_top1_err", "last_top5_err"
 LAST_TOP1_LOC, BEST_TOP1_LOC = "last_top1_loc", "best_top1_loc"
 LAST_GT_KNOWN_LOC, LAST_MAX_BOX_ACC = "last_gt_known_loc", "last_max_box_acc"
 LAST_MAX_BOX_ACC_V2 = "last_max_box_acc_v2"
+# The EMA's own: its lowest test top-1 error (the latest of equals), that epoch, its last.
+BEST_TOP1_EMA, BEST_EPOCH_EMA, LAST_TOP1_EMA = "best_top1_err_ema", "best_epoch_ema", "last_top1_err_ema"
 STATUS, EPOCHS_DONE = "status", "epochs_done"
 # Drawn from the run's summary after each epoch: the best epoch's errors so far (``best/`` sorts first among the
 # HParams plugin's metric columns, which it orders by name) and the steady-state throughput so far.
 TB_SUMMARY_TAGS = {BEST_TOP1: "best/val_top1_err", BEST_TOP5: "best/val_top5_err",
-                   STEADY_IMAGES_PER_S: "train/steady_images_per_s"}
+                   STEADY_IMAGES_PER_S: "train/steady_images_per_s", BEST_TOP1_EMA: "best/val_top1_err_ema"}
 RUNNING, FINISHED, INTERRUPTED, DIVERGED = "running", "finished", "interrupted", "diverged"
 
 PACKAGES = ("torch", "torchvision", "timm", "hydra-core", "omegaconf", "tensorboard", "cutmix-repro")
@@ -76,6 +81,10 @@ def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
         summary.update({LAST_TOP1_LOC: last[VAL_TOP1_LOC], BEST_TOP1_LOC: best[VAL_TOP1_LOC],
                         LAST_GT_KNOWN_LOC: last[VAL_GT_KNOWN_LOC], LAST_MAX_BOX_ACC: last[VAL_MAX_BOX_ACC],
                         LAST_MAX_BOX_ACC_V2: last.get(VAL_MAX_BOX_ACC_V2)})
+    if VAL_TOP1_EMA in last:
+        best_ema = min(reversed(history), key=lambda h: h[VAL_TOP1_EMA])
+        summary.update({BEST_TOP1_EMA: best_ema[VAL_TOP1_EMA], BEST_EPOCH_EMA: best_ema[EPOCH],
+                        LAST_TOP1_EMA: last[VAL_TOP1_EMA]})
     return summary
 
 

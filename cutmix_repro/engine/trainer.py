@@ -38,8 +38,10 @@ from ..regularizers import MixedBatch, mixed_binary_cross_entropy, mixed_cross_e
 from ..visuals import FirstMixedBatch
 from . import distributed
 from . import records as R
-from .checkpoint import load_checkpoint, remove_stale_temporaries, rng_state, set_rng_state
+from .checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries, rng_state, set_rng_state
 from .compiled import CUDAGRAPH_MODES, check_compile, compile_model, compiled_graphs
+from .ema import WeightEMA, check_decay
+from .loggers import check_loggers
 from .metrics import Meter
 from .recorder import RunRecorder, Visuals
 from .signals import StopRequest
@@ -125,13 +127,14 @@ def _on_for_cuda(setting, device: torch.device) -> bool:
 
 def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: StepOptions, epoch: int,
                     meter: Meter | None = None, start_step: int = 0, stop: StopRequest | None = None,
-                    snapshot: FirstMixedBatch | None = None) -> dict:
+                    snapshot: FirstMixedBatch | None = None, ema: WeightEMA | None = None) -> dict:
     """One pass over the training shard; metrics stay on the device until the epoch ends.
 
     Returns the epoch's metrics, or ``{"interrupted": True, "step": k, "meter": ...}`` when a
     stop was requested (checked after every step; under DDP every few steps, where all ranks
     agree). ``start_step``/``meter`` continue an epoch from a checkpoint. ``snapshot`` is offered
-    each batch (after the forward pass, when a feature-level λ is known) until one is mixed."""
+    each batch (after the forward pass, when a feature-level λ is known) until one is mixed. ``ema``, if given,
+    moves towards the new weights after every step."""
     model.train()
     device = options.device
     meter = meter or Meter(device)
@@ -162,6 +165,8 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
             torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip_grad_norm)
         scaler.step(optimizer)
         scaler.update()
+        if ema is not None:
+            ema.update()
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step_on_device, first_bad)
         step_on_device += 1
         step += 1
@@ -267,6 +272,7 @@ class Parts:
     options: StepOptions
     config: dict[str, Any]  # the resolved config, kept in every checkpoint (a checkpoint rebuilds its run)
     compiled: str | None = None  # what trainer.compile compiled: "model", "stages" or None
+    ema: WeightEMA | None = None  # trainer.ema_decay: the moving average of the weights (not the paper's)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -298,6 +304,7 @@ def check_trainer(tcfg: DictConfig, world_size: int) -> None:
     if accumulate < 1 or (tcfg.batch_size // world_size) % accumulate:
         raise ConfigError("trainer.accumulate", accumulate, f"a divisor (>= 1) of each process's batch of "
                           f"{tcfg.batch_size // world_size}")
+    check_decay(tcfg.get("ema_decay"))
     clip = tcfg.get("clip_grad_norm")
     if clip is not None and not clip > 0:
         raise ConfigError("trainer.clip_grad_norm", clip, "a norm > 0, or null for no clipping")
@@ -325,9 +332,11 @@ def check_run_dir(run_dir: Path, cfg: DictConfig, resume: bool) -> bool:
                 f"hydra.run.dir={str(run_dir)!r} already holds {what}: pass trainer.resume=true to continue it "
                 "or trainer.overwrite=true to replace it"
             )
-        for name in ("results.json", "last.pt", "best.pt"):
+        csv_file = ((cfg.get("logger") or {}).get("csv") or {}).get("filename", "summary.csv")
+        for name in ("results.json", "last.pt", "best.pt", "loggers.json", csv_file):
             (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        for folder in ("tb", "wandb"):
+            shutil.rmtree(run_dir / folder, ignore_errors=True)
     return False
 
 
@@ -336,8 +345,10 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
     tcfg = cfg.trainer
     options = StepOptions.from_config(cfg, device, progress=bool(tcfg.progress) and info.is_main)
     regularizer = build(cfg.regularizer, "regularizer")
+    augment = build(cfg.augment, "augment") if cfg.get("augment") is not None else None
     data = build(cfg.dataset, "dataset", batch_size=tcfg.batch_size // info.world_size, device=device,
-                 seed=cfg.seed, rank=info.rank, world_size=info.world_size, drop_last=tcfg.drop_last)
+                 seed=cfg.seed, rank=info.rank, world_size=info.world_size, drop_last=tcfg.drop_last,
+                 augment=augment)
     if data.train.dataset_size < info.world_size:
         raise ValueError(f"world_size={info.world_size} (processes) is larger than the {data.train.dataset_size} "
                          "training images: every process needs at least one")
@@ -347,6 +358,8 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
     optimizer = build(cfg.optimizer, "optimizer", model=model)
     scheduler = build(cfg.scheduler, "scheduler", optimizer=optimizer, epochs=tcfg.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=options.amp_dtype == torch.float16)
+    decay = check_decay(tcfg.get("ema_decay"))
+    ema = WeightEMA(model, decay) if decay else None  # a copy of the model: before torch.compile changes it
     train_model = model
     if tcfg.sync_bn and info.enabled:
         train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -358,7 +371,7 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
     return Parts(data, regularizer, model, train_model, optimizer, scheduler, scaler, options,
-                 OmegaConf.to_container(cfg, resolve=True), compiled)
+                 OmegaConf.to_container(cfg, resolve=True), compiled, ema)
 
 
 def checkpoint_state(parts: Parts, position: Position) -> dict[str, Any]:
@@ -366,7 +379,8 @@ def checkpoint_state(parts: Parts, position: Position) -> dict[str, Any]:
             "scheduler": parts.scheduler.state_dict(), "scaler": parts.scaler.state_dict(),
             "epoch": position.epoch, "step": position.step,
             "meter": position.meter.state() if position.meter else None, "rng": rng_state(parts.options.device),
-            "history": position.history, "meta": parts.meta, "config": parts.config}
+            "history": position.history, "meta": parts.meta, "config": parts.config,
+            "ema": parts.ema.state_dict() if parts.ema else None}
 
 
 def restore(parts: Parts, path: Path) -> Position:
@@ -376,6 +390,11 @@ def restore(parts: Parts, path: Path) -> Position:
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.scheduler.load_state_dict(state["scheduler"])
     parts.scaler.load_state_dict(state["scaler"])
+    if parts.ema is not None:
+        if not state.get("ema"):
+            raise CheckpointError(f"checkpoint {str(path)!r} holds no weight EMA: resume it with "
+                                  "trainer.ema_decay=null, or start a new run with the EMA")
+        parts.ema.load_state_dict(state["ema"])
     set_rng_state(state["rng"], parts.options.device)
     position = Position(state["epoch"], state["step"], list(state["history"]))
     if position.step:
@@ -400,6 +419,10 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     if info.is_main:
         remove_stale_temporaries(run_dir)
 
+    logger_nodes = cfg.get("logger") or {}
+    check_loggers(logger_nodes.keys())  # then build them (a missing package: one line, before anything is written)
+    loggers = [build(node, f"logger.{name}") for name, node in logger_nodes.items()
+               if name != "tensorboard"] if info.is_main else []
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     nondeterminism = _set_determinism(bool(cfg.trainer.deterministic), device)
@@ -415,12 +438,14 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     visuals = Visuals(bool(cfg.trainer.tb_mixed_batch), int(cfg.trainer.tb_cams_every), parts.data)
     groups = {"experiment": record["experiment"], "dataset": choices.get("dataset", record["dataset"]),
               "model": choices.get("model", record["model"]), "regularizer": record["regularizer"],
-              "scheduler": choices.get("scheduler", cfg.scheduler._target_.rsplit(".", 1)[-1])}
+              "scheduler": choices.get("scheduler", cfg.scheduler._target_.rsplit(".", 1)[-1]),
+              "augment": choices.get("augment", cfg.augment.policy if cfg.get("augment") else None)}
     marks = [f"{k}={v.split('(')[0]} (not the paper's)" for k, v in record["switches"].items()]
     session = " · ".join(str(v) for v in (record["regularizer"], record["model"], record["dataset"], *marks,
                                           run_dir.name))
     recorder = RunRecorder(run_dir, record, hparams(cfg, groups), info.is_main, start_epoch=position.epoch,
-                           fresh=(position.epoch, position.step) == (0, 0), visuals=visuals, session_name=session)
+                           fresh=(position.epoch, position.step) == (0, 0), visuals=visuals, session_name=session,
+                           tensorboard="tensorboard" in logger_nodes, loggers=loggers)
     stop = StopRequest().install()  # before the line that says training starts: a signal after it is caught
     log.info("%s | %s (%s parameters) | %s | %d epochs on %s x%d", parts.data.name, parts.model.arch_name,
              f"{record['num_params']:,}", parts.regularizer, cfg.trainer.epochs, device, info.world_size)
@@ -461,13 +486,16 @@ def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: 
         snapshot = recorder.snapshot()
         train = train_one_epoch(parts.train_model, parts.data.train, parts.regularizer, parts.optimizer, parts.scaler,
                                 parts.options, epoch, meter=position.meter, start_step=position.step, stop=stop,
-                                snapshot=snapshot)
+                                snapshot=snapshot, ema=parts.ema)
         if train.get("interrupted"):
             position.step, position.meter = train["step"], train["meter"]
             recorder.stopped(R.INTERRUPTED, position.history, state=checkpoint_state(parts, position))
             return
         distributed.broadcast_buffers(parts.model)  # evaluate what rank 0 saves (BN statistics)
         val = evaluate(parts.model, parts.data.val, parts.options)
+        if parts.ema is not None:  # the moving average, beside the raw model (its BatchNorm statistics: rank 0's)
+            distributed.broadcast_buffers(parts.ema.module)
+            val_ema = evaluate(parts.ema.module, parts.data.val, parts.options)
         parts.scheduler.step()
         images_s = recorder.log_images(epoch, snapshot, parts.model, last_epoch=epoch + 1 == epochs)
         entry = {R.EPOCH: epoch + 1, R.LR: lr, R.TRAIN_LOSS: train["loss"], R.TRAIN_TOP1: train["top1_err"],
@@ -478,6 +506,9 @@ def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: 
             counts = compiled_graphs()
             entry.update({R.COMPILED_GRAPHS: counts["graphs"], R.GRAPH_BREAKS: counts["graph_breaks"]})
         cold = False
+        if parts.ema is not None:
+            entry.update({R.VAL_LOSS_EMA: val_ema["loss"], R.VAL_TOP1_EMA: val_ema["top1_err"],
+                          R.VAL_TOP5_EMA: val_ema["top5_err"]})
         entry.update({field: val[key] for key, field in R.LOCALIZATION.items() if key in val})
         if distributed.world_size() > 1:
             entry[R.RANK_VAL_TOP1] = distributed.gather_floats(val["top1_err"])
@@ -535,7 +566,7 @@ def hparams(cfg: DictConfig, groups: dict[str, Any] | None = None) -> dict[str, 
     def walk(node, prefix):
         for key, value in node.items():
             name = f"{prefix}{key}"
-            if key in HYDRA_KEYS or name in _BOOKKEEPING or value is None:
+            if key in HYDRA_KEYS or name in _BOOKKEEPING or name == "logger" or value is None:
                 continue
             if isinstance(value, dict):
                 walk(value, f"{name}.")
