@@ -688,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"argv": sys.argv[1:] if argv is None else list(argv)}
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     has_cuda = torch.cuda.is_available()
-    device_name = torch.cuda.get_device_name(0) if has_cuda and parts & {"cuda", "decoding"} else "cpu"
+    device_name = torch.cuda.get_device_name(0) if has_cuda and parts & {"cuda", "decoding", "augment"} else "cpu"
     if "mixing" in parts:
         shapes = [(8, 3, 32, 32), (8, 3, 64, 64)] if quick else [(64, 3, 32, 32), (64, 3, 224, 224)]
         seconds = 0.05 if quick else 1.0

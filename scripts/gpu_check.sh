@@ -14,6 +14,8 @@
 #   bash scripts/gpu_check.sh decode    # ImageNet JPEGs decoded (nvJPEG) + augmented on the GPU, img/s
 #   bash scripts/gpu_check.sh train     # 3 epochs of the real trainer, bf16 + channels_last + compile on
 #                                       # synthetic data: steady img/s, no recompilation after epoch 1
+#   bash scripts/gpu_check.sh switches  # augment= on the GPU-resident CIFAR loader and the weight EMA
+#                                       # update on CUDA: the switches' cost per batch / step        (~1 min)
 #   bash scripts/gpu_check.sh all       # all of the above in turn (no per-call time limit)
 #
 # Every part is rerunnable (the training run overwrites its own folder). Inductor's cache lives in
@@ -28,8 +30,9 @@ PART=${1:-all}
 OUT=${2:-${OUT:-results/bench}}
 LIMIT=${GPU_CHECK_LIMIT:-480}
 case "$PART" in
-    setup|eager|compiled|graphs|decode|train|all) ;;
-    *) echo "error: part '$PART' is not one of setup, eager, compiled, graphs, decode, train, all" >&2; exit 2 ;;
+    setup|eager|compiled|graphs|decode|train|switches|all) ;;
+    *) echo "error: part '$PART' is not one of setup, eager, compiled, graphs, decode, train, switches, all" >&2
+       exit 2 ;;
 esac
 mkdir -p "$OUT" .cache/inductor
 export TORCHINDUCTOR_CACHE_DIR=$PWD/.cache/inductor PYTHONUNBUFFERED=1
@@ -89,6 +92,7 @@ part_eager() { bench --only mixing,cuda --modes eager; }
 part_compiled() { bench --only cuda --cuda-models pyramidnet200 --modes default; }
 part_graphs() { bench --only cuda --cuda-models pyramidnet200 --modes reduce-overhead; }
 part_decode() { bench --only decoding; }
+part_switches() { bench --only augment; }
 
 part_train() {
     timeout "$LIMIT" python3 -m cutmix_repro.train dataset=synthetic dataset.train_size=8192 dataset.test_size=1000 \
@@ -110,7 +114,7 @@ PY
 }
 
 if [ "$PART" = all ]; then
-    for p in setup eager compiled graphs decode train; do echo "== $p"; "part_$p"; done
+    for p in setup eager compiled graphs decode train switches; do echo "== $p"; "part_$p"; done
 else
     "part_$PART"
 fi

@@ -12,12 +12,14 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from cutmix_repro.engine import records as R
 
 
-def test_cifar10_from_files_in_the_real_pickle_format(tmp_path):
+def test_cifar10_from_files_in_the_real_pickle_format(tmp_path, monkeypatch):
     write_cifar10(tmp_path / "data")
     run = tmp_path / "run"
-    proc = train_cli(["+experiment=cifar10_pyramidnet", *TINY_MODEL, "dataset.root=data", "dataset.download=false",
-                      "trainer.epochs=2", "trainer.batch_size=16", *FAST, f"hydra.run.dir={run}"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.chdir(tmp_path)  # dataset.root is relative to where the command runs
+    status, err = train_main(["+experiment=cifar10_pyramidnet", *TINY_MODEL, "dataset.root=data",
+                              "dataset.download=false", "trainer.epochs=2", "trainer.batch_size=16", *FAST,
+                              f"hydra.run.dir={run}"], monkeypatch)
+    assert status == 0, err
     res = results(run)
     assert res["status"] == "finished" and res["dataset"] == "cifar10" and res["epochs_done"] == 2
     assert res["history"][-1]["val_count"] == 31  # every test image once, odd-sized test set
@@ -46,13 +48,14 @@ def test_results_json_and_tensorboard_hold_every_field_and_agree(finished_run):
     assert not [t for t in EventAccumulator(str(run / "tb")).Reload().Tags()["scalars"] if t.startswith("hparam")]
 
 
-def test_imagenet_from_a_tiny_imagefolder_of_jpegs(tmp_path):
+def test_imagenet_from_a_tiny_imagefolder_of_jpegs(tmp_path, monkeypatch):
     write_imagefolder(tmp_path / "imagenet")
     run = tmp_path / "run"
-    proc = train_cli(["+experiment=imagenet_resnet50", "dataset.root=imagenet", "dataset.image_size=32",
-                      "dataset.resize=36", "dataset.num_workers=0", "trainer.batch_size=4", "trainer.epochs=1",
-                      *FAST, f"hydra.run.dir={run}"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.chdir(tmp_path)
+    status, err = train_main(["+experiment=imagenet_resnet50", "dataset.root=imagenet", "dataset.image_size=32",
+                              "dataset.resize=36", "dataset.num_workers=0", "trainer.batch_size=4",
+                              "trainer.epochs=1", *FAST, f"hydra.run.dir={run}"], monkeypatch)
+    assert status == 0, err
     res = results(run)
     assert res["dataset"] == "imagenet" and res["model"] == "resnet50"
     assert res["history"][0]["val_count"] == 9 and res["batch_size"] == 4
