@@ -101,14 +101,18 @@ def test_mlflow_file_store_gets_params_each_epoch_once_and_the_status_across_a_r
     assert float(found.data.tags[R.BEST_TOP1]) == result[R.BEST_TOP1]
 
 
-def test_a_missing_package_or_an_unknown_logger_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("package", ["wandb", "mlflow"])
+def test_a_missing_package_or_an_unknown_logger_is_one_line_and_writes_nothing(package, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
-    with pytest.raises(ConfigError, match=r"needs the package 'wandb'.*cutmix-repro\[wandb\]"):
-        fit_run([*RUN, "logger=[tensorboard,wandb]"], run)
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed
+    with pytest.raises(ConfigError, match=rf"needs the package '{package}'.*cutmix-repro\[{package}\]"):
+        fit_run([*RUN, f"logger=[tensorboard,{package}]"], run)
+    assert not run.exists()
+    status, err = train_main([*RUN, *FAST, f"logger=[csv,{package}]", f"hydra.run.dir={run}"], monkeypatch)
+    assert status == 2 and len(err.strip().splitlines()) == 1 and f"'{package}'" in err, err
     assert not run.exists()
     status, err = train_main([*RUN, *FAST, "logger=[tensorboard,neptune]", f"hydra.run.dir={run}"], monkeypatch)
-    assert status == 2 and err.strip().count("\n") == 0 and "logger='neptune'" in err and "csv" in err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "logger='neptune'" in err and "csv" in err
     assert not run.exists()
 
 
