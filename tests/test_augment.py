@@ -105,3 +105,23 @@ def test_the_switch_is_marked_and_bad_values_are_one_line():
         from cutmix_repro.data.wsol import _bundle
 
         _bundle("cub", [1], [1], 2, None, 0, 2, {"batch_size": 2, "augment": build(cfg.augment, "augment")})
+
+
+def test_an_imagenet_folder_takes_it_on_both_pipelines_with_the_papers_draws_unchanged(tmp_path):
+    from fakedata import write_imagefolder
+
+    write_imagefolder(tmp_path / "imagenet")
+    augment = Augment("trivialaugment", random_erasing=1.0)
+    for pipeline in ("device", "pil"):
+        cfg = compose(["dataset=imagenet", f"dataset.root={tmp_path / 'imagenet'}", "dataset.image_size=32",
+                       "dataset.resize=36", "dataset.num_workers=0", f"dataset.pipeline={pipeline}"]).dataset
+        plain, extra = (build(cfg, "dataset", batch_size=4, seed=0, augment=a) for a in (None, augment))
+        if pipeline == "pil":  # the authors' PIL transforms in the workers, the policy and erasing among them
+            names = [type(t).__name__ for t in extra.train.loader.dataset.transform.transforms]
+            assert names.index("RandomHorizontalFlip") < names.index("TrivialAugmentWide") < names.index("ColorJitter")
+            assert names[-1] == "RandomErasing"
+            continue
+        a, b = next(iter(plain.train))[0], next(iter(extra.train))[0]
+        assert a.shape == b.shape == (4, 3, 32, 32) and all(not torch.equal(x, y) for x, y in zip(a, b))
+        assert all(((y == 0).all(0)).any() for y in b), "each image has its erased (mean-colour) rectangle"
+        assert torch.equal(next(iter(plain.val))[0], next(iter(extra.val))[0])

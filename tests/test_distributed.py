@@ -24,7 +24,8 @@ def torchrun(args, cwd, nproc=2, timeout=300):
 
 def test_two_ranks_agree_count_each_test_image_once_and_match_single_process_eval(tmp_path):
     run = tmp_path / "run"
-    proc = torchrun([*DATA, "trainer.epochs=2", "trainer.batch_size=16", f"hydra.run.dir={run}"], tmp_path)
+    proc = torchrun([*DATA, "trainer.epochs=2", "trainer.batch_size=16", "trainer.ema_decay=0.5",
+                     f"hydra.run.dir={run}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results(run)
     assert res["status"] == "finished" and res["world_size"] == 2
@@ -41,6 +42,11 @@ def test_two_ranks_agree_count_each_test_image_once_and_match_single_process_eva
     assert val["count"] == 33
     assert abs(val["top1_err"] - res["last_top1_err"]) < 1e-9
     assert abs(val["top5_err"] - res["last_top5_err"]) < 1e-9
+    # and so do the weight average's (trainer.ema_decay), kept alike on both ranks
+    model.load_state_dict(state["ema"]["weights"])
+    val = evaluate(model, data.val, StepOptions(device=torch.device("cpu")))
+    assert abs(val["top1_err"] - res["history"][-1]["val_top1_err_ema"]) < 1e-9
+    assert abs(val["loss"] - res["history"][-1]["val_loss_ema"]) < 1e-6
     # only rank 0 wrote: one log, one Hydra folder, one TensorBoard writer
     assert len(list((run / "tb").glob("events*"))) >= 1 and (run / ".hydra").is_dir()
 
