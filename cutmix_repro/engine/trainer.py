@@ -1,9 +1,11 @@
 """The one training loop for every experiment of the paper.
 
-Follow a batch: ``data.train`` yields a normalised batch on the device → ``regularizer`` mixes it (or,
-for feature-level mixing, says where to) → ``model`` (feature map mixed at ``batch.mix_layer``) →
-``mixed_cross_entropy`` → SGD step → ``Meter`` on the device → per epoch: ``evaluate`` →
-``RunRecorder``: TensorBoard scalars, ``results.json``, ``last.pt``/``best.pt``.
+Follow a batch: ``data.train`` yields a normalised batch on the device (with ``augment=``, torchvision's
+policies added: ``data/augment.py``) → ``regularizer`` mixes it (or, for feature-level mixing, says where to) →
+``model`` (feature map mixed at ``batch.mix_layer``) → ``mixed_cross_entropy`` → SGD step (then, with
+``trainer.ema_decay``, the weight average moves: ``ema.py``) → ``Meter`` on the device → per epoch:
+``evaluate`` (and the average's) → ``RunRecorder``: ``last.pt``/``best.pt``, ``results.json``, TensorBoard and
+the other loggers of ``logger=[...]`` (``loggers.py``).
 
 ``fit`` reads top to bottom: check the options and the run directory, build the parts, restore a
 checkpoint, loop over the epochs, finish. The epoch functions take ``StepOptions`` (precision, memory
