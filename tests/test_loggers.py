@@ -63,6 +63,9 @@ def test_csv_writes_one_line_per_epoch_with_every_history_field_and_tensorboard_
         assert row.keys() == entry.keys()
         assert float(row[R.VAL_TOP1]) == entry[R.VAL_TOP1] and float(row[R.TRAIN_LOSS]) == entry[R.TRAIN_LOSS]
     assert not (tmp_path / "run" / "tb").exists(), "logger=[csv]: no TensorBoard log"
+    # a run replaced (trainer.overwrite) logs its own epochs from the first: nothing of the old one is kept
+    fit_run([*RUN, "logger=[csv]", "trainer.epochs=1", "trainer.overwrite=true", "seed=1"], tmp_path / "run")
+    assert [int(r["epoch"]) for r in read_csv(tmp_path / "run" / "summary.csv")] == [1]
 
 
 def test_wandb_offline_logs_each_epoch_once_with_the_hyperparameters_and_one_id_across_a_resume(tmp_path,
@@ -87,11 +90,15 @@ def test_wandb_offline_logs_each_epoch_once_with_the_hyperparameters_and_one_id_
 def test_mlflow_file_store_gets_params_each_epoch_once_and_the_status_across_a_resume(tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
     store, run = tmp_path / "mlruns", tmp_path / "run"
-    args = [*RUN, "logger=[mlflow]", f"logger.mlflow.tracking_uri={store}"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{store}")  # where MLflow users set it; the config may too
+    args = [*RUN, "logger=[mlflow]"]
     crash_in_epoch(2, monkeypatch)
     with pytest.raises(Crash):
         fit_run(args, run)
     monkeypatch.undo()
+    with pytest.raises(ConfigError, match="holds no MLflow run .* resume with the tracking URI it started with"):
+        fit_run([*args, "trainer.resume=true", f"logger.mlflow.tracking_uri={tmp_path / 'elsewhere'}"], run)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{store}")
     result = fit_run([*args, "trainer.resume=true"], run)
     client = mlflow.tracking.MlflowClient(f"file:{store}")
     (found,) = client.search_runs([client.get_experiment_by_name("cutmix-repro").experiment_id])

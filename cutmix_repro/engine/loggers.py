@@ -13,7 +13,8 @@
 - ``wandb``: Weights & Biases, offline by default (``wandb sync RUN_DIR/wandb/offline-run-*`` uploads it later);
   the run keeps one id across resumes. Optional: ``pip install 'cutmix-repro[wandb]'``.
 - ``mlflow``: MLflow tracking into a local file store (``mlruns`` beside where you run, what ``mlflow ui``
-  reads), one MLflow run per training run, continued on resume. Optional: ``pip install 'cutmix-repro[mlflow]'``.
+  reads; ``$MLFLOW_TRACKING_URI`` instead when set), one MLflow run per training run, continued on resume.
+  Optional: ``pip install 'cutmix-repro[mlflow]'``.
   MLflow 3 keeps its file store in maintenance mode and asks for an opt-in (``MLFLOW_ALLOW_FILE_STORE``), which
   this logger gives for ``file:`` stores; any other ``tracking_uri`` (a server, a database) is passed as given.
 """
@@ -154,8 +155,9 @@ class MLflowLogger(EpochLogger):
 
     key = "mlflow"
 
-    def __init__(self, tracking_uri: str = "mlruns", experiment: str = "cutmix-repro"):
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "cutmix-repro"):
         self.mlflow = _require("mlflow", "mlflow")
+        tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "mlruns"
         uri = tracking_uri if ":" in tracking_uri.split("/")[0] else f"file:{Path(tracking_uri).resolve()}"
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -177,6 +179,12 @@ class MLflowLogger(EpochLogger):
             for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
                 self.client.log_batch(self.run_id, params=params[i:i + 100])
         else:
+            try:
+                self.client.get_run(self.run_id)
+            except self.mlflow.exceptions.MlflowException:
+                raise ConfigError("logger.mlflow.tracking_uri", self.uri, f"holds no MLflow run {self.run_id}, which "
+                                  f"this training run started ({STATE_FILE}): resume with the tracking URI it "
+                                  "started with") from None
             self.client.update_run(self.run_id, status="RUNNING")
 
     def write(self, history, new) -> None:

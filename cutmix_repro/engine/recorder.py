@@ -75,12 +75,12 @@ class RunRecorder:
         self.cam_batch = None
         self.writer = None
         self.loggers = list(loggers) if is_main else []
+        for logger in self.loggers:  # first: one that cannot start (a resume in another MLflow store) stops the run
+            logger.start(self.run_dir, record, hparams, session_name)
         if is_main and tensorboard:  # steps after the checkpoint are purged, so a resumed run logs each epoch once
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_epoch + 1)
             if fresh:
                 self.writer.file_writer.add_summary(session_start(hparams, session_name))
-        for logger in self.loggers:
-            logger.start(self.run_dir, record, hparams, session_name)
 
     def snapshot(self) -> FirstMixedBatch | None:
         """What the training step should keep of its first mixed batch this epoch (None: nothing)."""
