@@ -84,13 +84,13 @@ def test_evaluate_and_export_take_either_weights(ema_run, tmp_path, capsys):
 
     run, result = ema_run
     saved = torch.load(run / "last.pt", weights_only=True)
-    for weights, key in (("model", R.VAL_TOP1), ("ema", R.VAL_TOP1_EMA)):
+    for weights, key, flags in (("model", R.VAL_TOP1, ["--weights", "model"]), ("ema", R.VAL_TOP1_EMA, ["--use-ema"])):
         loaded = load_run(run, "last.pt", weights).model.state_dict()
         source = saved["ema"]["weights"] if weights == "ema" else saved["model"]
         assert all(torch.equal(v, source[k]) for k, v in loaded.items())
         out = tmp_path / weights
-        assert evaluate_cli.main([str(run), "clean", "--checkpoint", "last.pt", "--weights", weights,
-                                  "--out", str(out), "--device", "cpu"]) == 0
+        assert evaluate_cli.main([str(run), "clean", "--checkpoint", "last.pt", *flags, "--out", str(out),
+                                  "--device", "cpu"]) == 0
         clean = json.loads((out / "evaluation.json").read_text())["clean"]
         assert clean["top1_err"] == pytest.approx(result["history"][-1][key])
     path = export(run, "safetensors", checkpoint="last.pt", weights="ema")
