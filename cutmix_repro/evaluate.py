@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", help="a run directory or checkpoint of ours, or an authors' file (--format official)")
     parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: all)")
     parser.add_argument("--checkpoint", default="best.pt", help="which checkpoint of a run directory (default best.pt)")
-    parser.add_argument("--use-ema", dest="weights", action="store_const", const="ema",
+    parser.add_argument("--use-ema", dest="weights", action="store_const", const="ema", default="model",
                         help="the same as --weights ema (timm's validate.py flag)")
     parser.add_argument("--weights", default="model", help="model (the trained weights) or ema (their moving "
                         "average, runs with trainer.ema_decay)")

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", required=True, help=f"one of {', '.join(FORMATS)}")
     parser.add_argument("--out", help="the file to write (default: RUN/export/<model>.safetensors or .pth)")
     parser.add_argument("--checkpoint", default="best.pt", help="which checkpoint of a run directory (default best.pt)")
-    parser.add_argument("--use-ema", dest="weights", action="store_const", const="ema",
+    parser.add_argument("--use-ema", dest="weights", action="store_const", const="ema", default="model",
                         help="the same as --weights ema (timm's validate.py flag)")
     parser.add_argument("--weights", default="model", help="model (the trained weights, default) or ema (their "
                         "moving average, runs with trainer.ema_decay)")

@@ -84,7 +84,7 @@ def test_evaluate_and_export_take_either_weights(ema_run, tmp_path, capsys):
 
     run, result = ema_run
     saved = torch.load(run / "last.pt", weights_only=True)
-    for weights, key, flags in (("model", R.VAL_TOP1, ["--weights", "model"]), ("ema", R.VAL_TOP1_EMA, ["--use-ema"])):
+    for weights, key, flags in (("model", R.VAL_TOP1, []), ("ema", R.VAL_TOP1_EMA, ["--use-ema"])):  # default: model
         loaded = load_run(run, "last.pt", weights).model.state_dict()
         source = saved["ema"]["weights"] if weights == "ema" else saved["model"]
         assert all(torch.equal(v, source[k]) for k, v in loaded.items())
