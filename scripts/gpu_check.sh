@@ -15,7 +15,8 @@
 #   bash scripts/gpu_check.sh train     # 3 epochs of the real trainer, bf16 + channels_last + compile on
 #                                       # synthetic data: steady img/s, no recompilation after epoch 1
 #   bash scripts/gpu_check.sh switches  # augment= on the GPU-resident CIFAR loader and the weight EMA
-#                                       # update on CUDA: the switches' cost per batch / step        (~1 min)
+#                                       # update on CUDA, then 2 compiled epochs with EMA, cosine,
+#                                       # TrivialAugment, erasing and the csv logger on               (~3 min)
 #   bash scripts/gpu_check.sh all       # all of the above in turn (no per-call time limit)
 #
 # Every part is rerunnable (the training run overwrites its own folder). Inductor's cache lives in
@@ -92,7 +93,23 @@ part_eager() { bench --only mixing,cuda --modes eager; }
 part_compiled() { bench --only cuda --cuda-models pyramidnet200 --modes default; }
 part_graphs() { bench --only cuda --cuda-models pyramidnet200 --modes reduce-overhead; }
 part_decode() { bench --only decoding; }
-part_switches() { bench --only augment; }
+part_switches() {  # their cost, then 2 epochs of the trainer with all of them on, compiled, in bf16
+    bench --only augment
+    timeout "$LIMIT" python3 -m cutmix_repro.train dataset=synthetic dataset.train_size=4096 dataset.test_size=1000 \
+        dataset.num_classes=100 model=pyramidnet110 regularizer=cutmix trainer.epochs=2 trainer.batch_size=64 \
+        trainer.device=cuda trainer.compile=true scheduler=cosine scheduler.warmup_epochs=1 trainer.ema_decay=0.9998 \
+        augment=trivialaugment augment.random_erasing=0.25 'logger=[tensorboard,csv]' \
+        trainer.progress=false trainer.overwrite=true hydra.run.dir="$OUT/gpu_check_switches"
+    python3 - "$OUT/gpu_check_switches/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["status"] == "finished" and set(r["switches"]) == {"scheduler", "ema_decay", "augment"}, r["switches"]
+h = r["history"]
+assert all("val_top1_err_ema" in e for e in h) and h[1]["compiled_graphs"] == h[0]["compiled_graphs"], h
+print(f"switches on {r['machine'].get('gpu')}: epoch 2 {h[1]['images_per_s']:.0f} img/s with EMA + TrivialAugment + "
+      f"erasing, compiled ({h[0]['compiled_graphs']} graphs, none after epoch 1)")
+PY
+}
 
 part_train() {
     timeout "$LIMIT" python3 -m cutmix_repro.train dataset=synthetic dataset.train_size=8192 dataset.test_size=1000 \
