@@ -97,7 +97,8 @@ part_switches() {  # their cost, then 2 epochs of the trainer with all of them o
     bench --only augment
     timeout "$LIMIT" python3 -m cutmix_repro.train dataset=synthetic dataset.train_size=4096 dataset.test_size=1000 \
         dataset.num_classes=100 model=pyramidnet110 regularizer=cutmix trainer.epochs=2 trainer.batch_size=64 \
-        trainer.device=cuda trainer.compile=true scheduler=cosine scheduler.warmup_epochs=1 trainer.ema_decay=0.9998 \
+        trainer.device=cuda trainer.amp=bf16 trainer.compile=true scheduler=cosine scheduler.warmup_epochs=1 \
+        trainer.ema_decay=0.9998 \
         augment=trivialaugment augment.random_erasing=0.25 'logger=[tensorboard,csv]' \
         trainer.progress=false trainer.overwrite=true hydra.run.dir="$OUT/gpu_check_switches"
     python3 - "$OUT/gpu_check_switches/results.json" <<'PY'

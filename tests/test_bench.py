@@ -59,12 +59,17 @@ def test_gpu_check_training_overrides_are_valid_config_keys():
     """The GPU check's training run composes (its keys exist) before any GPU is needed for it."""
     import shlex
 
-    from cutmix_repro.config import compose
+    from cutmix_repro.config import compose, recipe_switches
 
     script = (ROOT / "scripts" / "gpu_check.sh").read_text().replace("\\\n", " ")
-    line = next(ln for ln in script.splitlines() if "-m cutmix_repro.train" in ln)
-    args = shlex.split(line.split("-m cutmix_repro.train", 1)[1])
-    overrides = [a for a in args if "=" in a and not a.startswith("hydra.")]
-    assert {"trainer.compile=true", "trainer.amp=bf16"} <= set(overrides)
-    cfg = compose(overrides)
-    assert cfg.trainer.compile and cfg.trainer.epochs >= 3  # steady state: the epochs after the first
+    runs = {}  # part name -> its training run's config
+    for part in script.split("\npart_")[1:]:
+        for line in (ln for ln in part.splitlines() if "-m cutmix_repro.train" in ln):
+            args = shlex.split(line.split("-m cutmix_repro.train", 1)[1])
+            overrides = [a for a in args if "=" in a and not a.startswith("hydra.")]
+            assert {"trainer.compile=true", "trainer.amp=bf16"} <= set(overrides), part.split("(")[0]
+            runs[part.split("(")[0]] = compose(overrides)
+    assert set(runs) == {"train", "switches"}
+    assert runs["train"].trainer.compile and runs["train"].trainer.epochs >= 3  # steady state: epochs after the first
+    assert recipe_switches(runs["train"]) == {}
+    assert set(recipe_switches(runs["switches"])) == {"scheduler", "ema_decay", "augment"}
