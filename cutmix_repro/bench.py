@@ -691,13 +691,13 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name(0) if has_cuda and parts & {"cuda", "decoding", "augment"} else "cpu"
     if "mixing" in parts:
         shapes = [(8, 3, 32, 32), (8, 3, 64, 64)] if quick else [(64, 3, 32, 32), (64, 3, 224, 224)]
-        seconds = 0.05 if quick else 1.0
+        seconds = 0.01 if quick else 1.0
         results["mixing"] = bench_mixing(shapes, seconds)
         if has_cuda and "cuda" in parts:
             results["mixing"] += [{**r, "shape": r["shape"] + " (cuda)"} for r in bench_mixing(shapes, seconds, "cuda")]
     if "pipeline" in parts:
         workers = min(os.cpu_count() or 1, 2 if quick else 8)
-        results["pipeline"] = bench_cifar_pipeline(512 if quick else 10_000, 64, workers, 0.1 if quick else 5.0)
+        results["pipeline"] = bench_cifar_pipeline(512 if quick else 10_000, 64, workers, 0.02 if quick else 5.0)
     if "overhead" in parts:
         results["overhead"] = (bench_trainer_overhead("cifar_resnet", {"depth": 8, "bottleneck": False}, 8, 2, 2)
                                if quick else
@@ -728,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, name, options, feature_mixing in cases:
             results["compiled"] += bench_training(
                 name, 100, 32, 8 if quick else 64, 2 if quick else 5, cpu_modes, "cpu", options, feature_mixing,
-                backend="eager" if quick else "inductor", official=False, min_run_time=0.1 if quick else 5.0,
+                backend="eager" if quick else "inductor", official=False, min_run_time=0.02 if quick else 5.0,
                 label=label)
     if "decoding" in parts:
         count, batch = (16, 8) if quick else (256, 64)
@@ -750,14 +750,14 @@ def main(argv: list[str] | None = None) -> int:
         results["transfer"] = rows
         results["voc_plus_one"] = bench_voc_plus_one(200 if quick else 2000)
     if "augment" in parts:
-        count, batch = (64, 16) if quick else (2048, 64)
+        count, batch = (32, 16) if quick else (2048, 64)
         results["augment_batch"] = batch
-        results["augment"] = bench_augment(count, batch, 0.05 if quick else 2.0, "cpu")
+        results["augment"] = bench_augment(count, batch, 0.01 if quick else 2.0, "cpu")
         if has_cuda:
             results["augment"] += bench_augment(count, batch, 0.05 if quick else 2.0, "cuda")
         ema_models = ([("cifar_resnet", 10, {"depth": 8, "bottleneck": False})] if quick else
                       [("pyramidnet200", 100, {}), ("resnet50", 1000, {})])
-        results["ema"] = bench_ema(ema_models, 0.05 if quick else 1.0, "cpu")
+        results["ema"] = bench_ema(ema_models, 0.01 if quick else 1.0, "cpu")
         if has_cuda:
             results["ema"] += bench_ema(ema_models, 0.05 if quick else 1.0, "cuda")
     path = write_report(Path(args.out), results, stamp, device_name)
