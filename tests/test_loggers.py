@@ -176,3 +176,27 @@ def test_ema_cosine_trivialaugment_and_csv_train_resume_exactly_and_show_each_sw
     shown = session_hparams(tmp_path / "resumed")
     assert shown["trainer.ema_decay"] == 0.8 and shown["augment.policy"] == "trivialaugment"
     assert shown["scheduler"] == "cosine_warmup" and shown["augment"] == "trivialaugment"
+
+
+class ListLogger:
+    """A logger of one's own (``_target_`` in its YAML): the same four methods as ``engine.loggers.EpochLogger``."""
+
+    seen: list = []
+
+    def start(self, run_dir, record, hparams, name):
+        ListLogger.seen = [("start", name)]
+
+    def log(self, history):
+        ListLogger.seen.append(("log", [h[R.EPOCH] for h in history]))
+
+    def finish(self, record):
+        ListLogger.seen.append(("finish", record[R.STATUS]))
+
+
+def test_a_logger_of_your_own_is_built_from_its_target_and_one_without_a_target_is_one_line(tmp_path):
+    fit_run([*RUN, "trainer.epochs=2", "+logger.mine._target_=test_loggers.ListLogger"], tmp_path / "run")
+    assert ListLogger.seen == [("start", "CutMix · resnet8 · synthetic · run"), ("log", [1]), ("log", [1, 2]),
+                               ("finish", "finished")]
+    with pytest.raises(ConfigError, match="logger.mine: has no _target_"):
+        fit_run([*RUN, "+logger.mine.level=1"], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -43,6 +43,7 @@ class Augment:
         self.num_ops, self.magnitude = num_ops, magnitude  # RandAugment: torchvision's defaults 2 and 9 (of 31 bins)
         self.num_magnitude_bins = num_magnitude_bins
         self.random_erasing = float(random_erasing)  # probability of erasing one rectangle per image (0 = off)
+        self._transforms = {"policy": self.policy_transform(), "erasing": self.erasing_transform()}  # built once
 
     def __repr__(self) -> str:
         return f"Augment({self.describe()})"
@@ -77,7 +78,7 @@ class Augment:
         """``stage`` (``policy`` on uint8 images, ``erasing`` on normalised ones) applied to each image of the
         batch (N, C, H, W) on its device, the draws from torch's CPU generator seeded with ``seed`` (the rest
         of the program's random state is left as it was)."""
-        transform = self.policy_transform() if stage == "policy" else self.erasing_transform()
+        transform = self._transforms[stage]
         if transform is None:
             return images
         with torch.random.fork_rng(devices=[]):

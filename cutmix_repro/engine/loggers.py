@@ -33,16 +33,20 @@ from ..errors import ConfigError
 from . import records as R
 from .checkpoint import atomic_write, write_json
 
-KNOWN = ("tensorboard", "csv", "wandb", "mlflow")
 STATE_FILE = "loggers.json"
 
 
-def check_loggers(names) -> list[str]:
-    names = list(names or [])
-    for name in names:
-        if name not in KNOWN:
-            raise ConfigError("logger", name, f"a list of {', '.join(KNOWN)}, e.g. logger=[tensorboard,csv]")
-    return names
+def build_loggers(nodes, build) -> list:
+    """The loggers of ``logger=[...]`` but TensorBoard (the recorder's own), each built from its node's ``_target_``
+    (ours, or your own class through ``hydra.searchpath``, with the same four methods as ``EpochLogger``)."""
+    loggers = []
+    for name, node in (nodes or {}).items():
+        if name == "tensorboard":
+            continue
+        if "_target_" not in node:
+            raise ConfigError(f"logger.{name}", problem="has no _target_: a logger's YAML names the class to build")
+        loggers.append(build(node, f"logger.{name}"))
+    return loggers
 
 
 def _require(module: str, extra: str):

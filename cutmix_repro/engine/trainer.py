@@ -43,7 +43,7 @@ from . import records as R
 from .checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries, rng_state, set_rng_state
 from .compiled import CUDAGRAPH_MODES, check_compile, compile_model, compiled_graphs
 from .ema import WeightEMA, check_decay
-from .loggers import check_loggers
+from .loggers import build_loggers
 from .metrics import Meter
 from .recorder import RunRecorder, Visuals
 from .signals import StopRequest
@@ -421,10 +421,8 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     if info.is_main:
         remove_stale_temporaries(run_dir)
 
-    logger_nodes = cfg.get("logger") or {}
-    check_loggers(logger_nodes.keys())  # then build them (a missing package: one line, before anything is written)
-    loggers = [build(node, f"logger.{name}") for name, node in logger_nodes.items()
-               if name != "tensorboard"] if info.is_main else []
+    logger_nodes = cfg.get("logger") or {}  # built first: a missing package is one line, before anything is written
+    loggers = build_loggers(logger_nodes, build) if info.is_main else []
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     nondeterminism = _set_determinism(bool(cfg.trainer.deterministic), device)
