@@ -87,8 +87,9 @@ class Augment:
 
 
 def step_seed(seed: int, epoch: int, rank: int, step: int) -> int:
-    """The seed of one batch's extra augmentation: a function of (seed, epoch, rank, step) only."""
-    return (((seed * 1_000_003 + epoch) * 1_009 + rank) * 1_000_033 + step) % (2**63)
+    """The seed of one batch's augmentation (the GPU-decoded ImageNet draws, and the extra augmentation): a function
+    of (seed, epoch, rank, step) only, within the 64 bits a torch generator takes."""
+    return (((seed * 1_000_003 + epoch) * 1_009 + rank) * 1_000_033 + step) % 2**64
 
 
 def check_supported(augment: Augment | None, dataset: str) -> None:

@@ -153,7 +153,7 @@ def draw_train(sizes: Tensor, generator: torch.Generator) -> TrainDraws:
 
 def step_generator(seed: int, epoch: int, rank: int, step: int) -> torch.Generator:
     """The generator of one batch's augmentation: a function of (seed, epoch, rank, step) only."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_009 + rank) * 1_000_033 + step)
+    return torch.Generator().manual_seed(step_seed(seed, epoch, rank, step))
 
 
 # --- applying them, on the device -----------------------------------------------------------------------------
