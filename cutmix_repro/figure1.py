@@ -96,7 +96,7 @@ def torchvision_resnet50(weights: str | None):
     from torchvision.models import ResNet50_Weights
 
     from .models import create_model
-    from .models.pretrained import torchvision_file
+    from .models.pretrained import load_starting_weights, torchvision_file
 
     default, url = torchvision_file("resnet50")
     path = Path(weights) if weights else default
@@ -105,7 +105,10 @@ def torchvision_resnet50(weights: str | None):
                           f"machine ({url}): place {default.name} there or pass --weights FILE, or pass "
                           "--run RUN_DIR to draw with a model of ours")
     model = create_model("resnet50", num_classes=1000)
-    model.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:  # any format models.pretrained reads, with or without num_batches_tracked; the classifier too
+        load_starting_weights(model.net, str(path), "resnet50", classifier=None)
+    except ConfigError as err:
+        raise ConfigError("--weights", str(path), err.problem) from None
     return model.eval(), ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
 
 

@@ -17,6 +17,11 @@ from cutmix_repro.config import compose
 
 TINY_MODEL = ["model=cifar_resnet", "model.depth=8", "model.bottleneck=false"]
 FAST = ["trainer.progress=false", "trainer.device=cpu"]
+# a transfer detection run small enough for the CPU (tiny images, few RoIs and proposals, the short recipe)
+TINY_VOC = ["task.model.min_size=64", "task.model.max_size=96", "task.model.box_batch_size_per_image=16",
+            "task.model.rpn_post_nms_top_n_test=30", "+task.model.rpn_post_nms_top_n_train=100", "recipe=short",
+            "task.recipes.short.batch_size=2", "task.recipes.short.lr=0.0001", "workers=0", "device=cpu",
+            "log_every=1"]
 
 
 def train_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -26,19 +31,30 @@ def train_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None =
                           capture_output=True, text=True, timeout=timeout)
 
 
+def in_process(main, name: str, args: list[str], monkeypatch) -> tuple[int, str]:
+    """``python -m NAME ARGS`` run in this process through its ``main``: (exit status, stderr)."""
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    err, status = io.StringIO(), 0
+    with contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    return status, err.getvalue()
+
+
 def train_main(args: list[str], monkeypatch) -> tuple[int, str]:
     """``python -m cutmix_repro.train ARGS`` run in this process (the same ``main``): (exit status, stderr)."""
     from cutmix_repro import train
 
-    monkeypatch.setattr(sys, "argv", ["cutmix_repro.train", *args])
-    err = io.StringIO()
-    status = 0
-    with contextlib.redirect_stderr(err):
-        try:
-            train.main()
-        except SystemExit as stop:
-            status = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
-    return status, err.getvalue()
+    return in_process(train.main, "cutmix_repro.train", args, monkeypatch)
+
+
+def transfer_main(args: list[str], monkeypatch) -> tuple[int, str]:
+    """``python -m cutmix_repro.transfer ARGS`` in this process: (exit status, stderr)."""
+    from cutmix_repro.transfer.__main__ import main
+
+    return in_process(main, "cutmix_repro.transfer", args, monkeypatch)
 
 
 def fit_run(overrides: list[str], run_dir: Path) -> dict:

@@ -2,8 +2,6 @@
 real formats, detectors and the captioner built on a ResNet-50 checkpoint of ours, a few optimisation steps
 whose loss falls, runs end to end with exact resume, and bad input refused in one line with nothing written."""
 
-import contextlib
-import io
 import json
 import sys
 from pathlib import Path
@@ -11,15 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 from fakedata import write_coco_captions, write_vocdevkit
+from helpers import TINY_VOC, transfer_main
 from omegaconf import OmegaConf
 
 from cutmix_repro.config import build, compose
 from cutmix_repro.engine.checkpoint import save_checkpoint
-
-TINY_VOC = ["task.model.min_size=64", "task.model.max_size=96", "task.model.box_batch_size_per_image=16",
-            "task.model.rpn_post_nms_top_n_test=30", "+task.model.rpn_post_nms_top_n_train=100", "recipe=short",
-            "task.recipes.short.batch_size=2", "task.recipes.short.lr=0.0001", "workers=0", "device=cpu",
-            "log_every=1"]
 
 
 def our_run(folder: Path, experiment: str, regularizer: str, error: float, num_classes: int = 10,
@@ -54,18 +48,6 @@ def transfer_data(tmp_path_factory):
             "coco": root / "coco", "captions": write_coco_captions(root / "coco"), "root": root}
 
 
-def transfer_main(args: list[str], monkeypatch) -> tuple[int, str]:
-    """``python -m cutmix_repro.transfer ARGS`` in this process: (exit status, stderr)."""
-    from cutmix_repro.transfer.__main__ import main
-
-    monkeypatch.setattr(sys, "argv", ["cutmix_repro.transfer", *args])
-    err, status = io.StringIO(), 0
-    with contextlib.redirect_stderr(err):
-        try:
-            main()
-        except SystemExit as stop:
-            status = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
-    return status, err.getvalue()
 
 
 # data ----------------------------------------------------------------------------------------------------
@@ -466,7 +448,6 @@ def test_reproduce_table10_launches_each_found_backbone_on_each_task_and_names_t
 def test_two_torchrun_ranks_train_a_detector_and_score_each_test_image_once(transfer_data, tmp_path):
     import os
     import subprocess
-    import sys
 
     run = tmp_path / "ddp"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}

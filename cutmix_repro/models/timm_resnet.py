@@ -8,9 +8,9 @@ DropBlock are timm's own options (``drop_path_rate``, ``drop_block_rate``); the 
 conv-bn-ReLU-maxpool, so feature index 1 is after the max-pool.
 
 For localization (paper appendix B): ``last_stride=1`` keeps the last stage at the third stage's
-resolution (a 14×14 map at 224 input, no dilation), and ``init_from`` starts from torchvision's
-ImageNet weights or a checkpoint of ours (timm's ResNets have torchvision's key names), the classifier
-new for the data set's classes.
+resolution (a 14×14 map at 224 input, no dilation), and ``init_from`` starts from any weights file
+``models.pretrained`` reads (torchvision's ImageNet weights, a run or checkpoint of ours, the authors' release, a
+state dict; timm's ResNets have torchvision's key names), the classifier new for the data set's classes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import timm
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .pretrained import load_backbone, starting_weights
+from .pretrained import load_starting_weights
 from .staged import StagedNet
 
 
@@ -42,11 +42,11 @@ class TimmResNet(StagedNet):
         if last_stride not in (1, 2):
             raise ConfigError("last_stride", last_stride, "2 (the ImageNet ResNet) or 1 (appendix B's localization)")
         if last_stride == 1:
-            first = self.net.layer4[0]
-            first.conv2.stride = (1, 1)
-            first.downsample[0].stride = (1, 1)
+            first = self.net.layer4[0]  # the stride is conv2's in a bottleneck, conv1's in a basic block
+            for conv in (first.conv1, first.conv2, first.downsample[0]):
+                conv.stride = (1, 1)
         if init_from is not None:
-            load_backbone(self.net, starting_weights(init_from, variant, "net."), "fc.", init_from)
+            load_starting_weights(self.net, str(init_from), variant, classifier="fc.")
 
     # Views of timm's modules, kept out of the module tree (object.__setattr__) so that
     # parameters and state_dict keys stay timm's own.

@@ -1,8 +1,9 @@
 """VGG-GAP, the VGG localization network of the CAM paper (Zhou et al., CVPR 2016) that the CutMix paper
 uses in Table 9 (appendix B): VGG-16's convolutions up to conv5_3 (pool5 removed, so a 224 input gives a
 14×14 map), a 3×3 convolution with 1024 channels and ReLU, global average pooling and a linear
-classifier. Built from torchvision's VGG-16; ``init_from`` loads torchvision's ImageNet weights into
-the VGG convolutions (or a checkpoint of ours into the whole network but the classifier).
+classifier. Built from torchvision's VGG-16; ``init_from`` loads torchvision's ImageNet weights (or any
+torchvision-named VGG-16 state dict) into the VGG convolutions, or a checkpoint of ours into the whole network
+but the classifier (``models.pretrained`` reads every format).
 
 Staged as the other models: stem = block 1 (conv1_1, conv1_2, pool1), stages = blocks 2, 3, 4 and
 block 5 with the new convolution.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import vgg16
 
-from .pretrained import load_backbone, starting_weights
+from .pretrained import load_starting_weights
 from .staged import StagedNet
 
 BLOCKS = ((0, 5), (5, 10), (10, 17), (17, 24), (24, 30))  # torchvision's vgg16.features index ranges
@@ -29,16 +30,15 @@ class VggGap(StagedNet):
         last = nn.Sequential(*blocks[4], nn.Conv2d(512, width, 3, padding=1), nn.ReLU(inplace=True))
         self.stages = nn.ModuleList([*blocks[1:4], last])
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
-        if init_from is not None:
-            state = starting_weights(init_from, "vgg16", "")
-            if init_from == "torchvision":  # only its convolutions: features.i → our block of index i
-                state = {self._our_key(k): v for k, v in state.items() if k.startswith("features.")}
-                own = self.state_dict()
-                state.update({k: v for k, v in own.items() if k.startswith(("stages.3.6.", "head."))})
-            load_backbone(self, state, "head.", init_from)
+        if init_from is not None:  # torchvision-named weights: its convolutions only, the new layers kept fresh
+            load_starting_weights(self, str(init_from), "vgg16", classifier="head.", rename=self._our_key,
+                                  new=("stages.3.6.",))
 
     @staticmethod
-    def _our_key(key: str) -> str:
+    def _our_key(key: str) -> str | None:
+        """torchvision's ``features.i.name`` → ours (block of index i); its fully connected layers have none."""
+        if not key.startswith("features."):
+            return None
         _, index, name = key.split(".")
         block = next(b for b, (a, z) in enumerate(BLOCKS) if a <= int(index) < z)
         where = "stem" if block == 0 else f"stages.{block - 1}"

@@ -34,14 +34,12 @@ def resnet50_with(backbone: Backbone | None, frozen_bn: bool) -> nn.Module:
     from torchvision.models import resnet50
     from torchvision.ops import FrozenBatchNorm2d
 
+    from ..models.pretrained import StartingWeights, fit_starting_weights
+
     model = resnet50(norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d)
-    if backbone is not None:
-        own = model.state_dict()
-        state = {k: v for k, v in backbone.state.items() if k in own}  # FrozenBatchNorm2d: no num_batches_tracked
-        missing = [k for k in own if k not in state and not k.startswith("fc.")]
-        if missing:
-            raise ConfigError("init_from", backbone.source, f"it has no weight {missing[0]}")
-        model.load_state_dict(state, strict=False)
+    if backbone is not None:  # FrozenBatchNorm2d has no num_batches_tracked; a counter, not a weight, either way
+        fit_starting_weights(model, StartingWeights(backbone.state, backbone.source, "state_dict"), backbone.source,
+                             classifier="fc.")
     return model
 
 
