@@ -86,6 +86,27 @@ def test_resizemix_pastes_the_whole_partner_resized_and_lambda_is_the_area_left(
     assert 0.1 - 1 / h <= min(sides) < 0.25 and 0.65 < max(sides) <= 0.8 + 1 / h  # τ ~ U(0.1, 0.8)
 
 
+def test_resizemix_puts_the_box_corner_uniformly_on_every_place_it_fits():
+    """τ = 0.7 on 10×10 images: a 7×7 box fits at corners 0…3 on each axis; each is drawn a quarter of the time
+    (the last place included)."""
+    mixer = ResizeMix(tau_min=0.7, tau_max=0.7)
+    x = torch.arange(1.0, 5.0).view(4, 1, 1, 1).expand(4, 3, 10, 10).contiguous()  # image k is all k + 1
+    counts = torch.zeros(2, 4)
+    torch.manual_seed(0)
+    draws = 800
+    while counts[0].sum() < draws:
+        out = mixer(x.clone(), torch.arange(4))
+        changed = out.inputs[0, 0] != x[0, 0]
+        if not changed.any():  # the partner was the image itself: the box cannot be seen
+            continue
+        rows, cols = changed.any(1).nonzero()[:, 0], changed.any(0).nonzero()[:, 0]
+        assert (len(rows), len(cols)) == (7, 7)
+        counts[0, int(rows[0])] += 1
+        counts[1, int(cols[0])] += 1
+    expected = draws / 4  # binomial sd ≈ 12: every count within ±6 sd
+    assert (counts - expected).abs().max() < 75, counts
+
+
 def test_resizemix_refuses_scales_outside_0_1():
     with pytest.raises(ConfigError, match="tau_min"):
         ResizeMix(tau_min=0.5, tau_max=0.2)

@@ -102,6 +102,18 @@ def test_training_augmentation_keeps_boxes_labels_and_difficult_flags_together(k
                 assert float(boxes[:, 2].max()) <= w and float(boxes[:, 3].max()) <= h
 
 
+def test_the_vocabulary_keeps_words_seen_at_least_five_times():
+    """NIC's vocabulary: words seen 5 times or more (the threshold itself included), lower-cased."""
+    from cutmix_repro.transfer.captioning import UNK, Vocabulary
+
+    captions = ["A dog runs"] * 5 + ["a cat sits"] * 4 + ["Dog"] * 2 + ["six six six six six six"]
+    vocab = Vocabulary(captions, 5)
+    assert {"a", "dog", "runs", "six"} <= set(vocab.itos)  # 9, 7, 5 and 6 times
+    assert "cat" not in vocab.itos and "sits" not in vocab.itos  # 4 times
+    assert vocab.decode(vocab.encode("a cat runs")) == f"a {UNK} runs"
+    assert set(Vocabulary(captions, 4).itos) >= {"cat", "sits"}
+
+
 def test_coco_captions_vocabulary_and_references(transfer_data):
     from cutmix_repro.data.coco_captions import Captions, transforms
     from cutmix_repro.transfer.captioning import UNK, Vocabulary

@@ -101,3 +101,24 @@ def test_true_boxes_resized_without_a_crop_are_the_references_resize_bbox():
         size = int(g.choice([32, 224]))
         mapped = eval_boxes(torch.tensor([[x0, y0, x1, y1]], dtype=torch.float32), width, height, size, size)
         assert mapped[0].tolist() == list(ref.resize_bbox((x0, y0, x1, y1), (width, height), (size, size)))
+
+
+@pytest.mark.parametrize("size, out", [(7, 224), (14, 224), (6, 40), (5, 37)])
+def test_cams_are_upsampled_as_the_references_cv2_resize_inter_cubic(size, out):
+    """clovaai/wsolevaluation resizes each CAM with ``cv2.resize(cam, (W, H), interpolation=cv2.INTER_CUBIC)``;
+    the project's own CAM function gives the same maps from the same feature maps (bilinear would be ~1e-1 off)."""
+    import cv2
+
+    from cutmix_repro.cam import maps_from_features
+
+    g = torch.Generator().manual_seed(size)
+    features = torch.relu(torch.randn(3, 8, size, size, generator=g))
+    classifier = torch.nn.Linear(8, 5)
+    classes = torch.tensor([0, 3, 4])
+    with torch.no_grad():
+        mine = maps_from_features(features, classifier, classes, (out, out))
+        small = maps_from_features(features, classifier, classes)
+    reference = np.stack([cv2.resize(m.numpy().astype(np.float32), (out, out), interpolation=cv2.INTER_CUBIC)
+                          for m in small])
+    scale = float(np.abs(reference).max())
+    assert np.abs(mine.numpy() - reference).max() <= 1e-5 * scale
