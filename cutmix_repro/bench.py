@@ -18,7 +18,9 @@
      compilation and for ShakeDrop;
   7. Table 10's detectors: training images/s of each one's step beside ResNet-50's classification step on the
      same device, and the GPU-hours of the paper's recipes projected from ResNet-50's measured GPU throughput;
-  8. what the devkit's +1 pixel changes in VOC07 mAP, on synthetic VOC-sized detections.
+  8. what the devkit's +1 pixel changes in VOC07 mAP, on synthetic VOC-sized detections;
+  9, 10. extra augmentation and weight EMA costs;
+  11. the shapes of FMix's masks from the authors' spectrum and from the isotropic one.
 It writes ``results/bench/<date>_<device>.md`` (date, machine, versions) and appends GPU
 throughput to ``results/bench/throughput.json`` for the reproduce scripts' estimates.
 """
@@ -546,6 +548,32 @@ def bench_voc_plus_one(images: int = 2000, seed: int = 0) -> dict:
     return {"images": images, "map": without, "map_plus_one": with_one, "difference": with_one - without}
 
 
+# 11. FMix's masks: the authors' spectrum vs the isotropic one ------------------------------------------------
+def bench_fmix_masks(count: int = 400, size: int = 32, lam: float = 0.5, seed: int = 0) -> list[dict]:
+    """The shapes of ``count`` FMix masks (size × size, λ's share kept) of each spectrum: pixel edges between the
+    kept and the pasted part (4-neighbours; those between rows and between columns), and connected regions of
+    both parts (4-connected), as mean ± standard error."""
+    from scipy import ndimage
+
+    from .regularizers.fmix import SPECTRA, FMix
+
+    rows = []
+    for spectrum in SPECTRA:
+        mixer, values = FMix(spectrum=spectrum), []
+        torch.manual_seed(seed)
+        for _ in range(count):
+            m = mixer.mask(lam, size, size).numpy().astype(bool)
+            across_rows, across_cols = int((m[1:] != m[:-1]).sum()), int((m[:, 1:] != m[:, :-1]).sum())
+            values.append((across_rows + across_cols, across_rows, across_cols,
+                           ndimage.label(m)[1] + ndimage.label(~m)[1]))
+        values = np.array(values, dtype=float)
+        mean, sem = values.mean(0), values.std(0, ddof=1) / np.sqrt(count)
+        rows.append({"spectrum": spectrum, "masks": count, "size": size, "lam": lam,
+                     "edges": mean[0], "edges_sem": sem[0], "edges_between_rows": mean[1],
+                     "edges_between_columns": mean[2], "regions": mean[3], "regions_sem": sem[3]})
+    return rows
+
+
 # the report ------------------------------------------------------------------------------------
 def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> list[str]:
     lines = ["| " + " | ".join(c[1] for c in columns) + " |", "|" + "---|" * len(columns)]
@@ -650,6 +678,19 @@ def write_report(out: Path, results: dict, stamp: str, device_name: str) -> Path
                                                ("images_per_s", "images/s", ",.0f")]), "",
                   "torchvision's v2 transforms draw one operation per call, so the loader calls them once per "
                   "image; the paper's path (first row) does the whole batch in a few tensor operations.", ""]
+    if results.get("fmix"):
+        r = results["fmix"][0]
+        lines += [f"## 11. FMix's masks: the authors' spectrum vs the isotropic one ({r['masks']} masks of "
+                  f"{r['size']}×{r['size']} at λ = {r['lam']} each)", "",
+                  *_table([{**row, "edges_pm": f"{row['edges']:.1f} ± {row['edges_sem']:.1f}",
+                            "regions_pm": f"{row['regions']:.2f} ± {row['regions_sem']:.2f}"}
+                           for row in results["fmix"]],
+                          [("spectrum", "spectrum", ""), ("edges_pm", "edges kept/pasted (± s.e.)", ""),
+                           ("edges_between_rows", "of them between rows", ".1f"),
+                           ("edges_between_columns", "between columns", ".1f"),
+                           ("regions_pm", "connected regions (± s.e.)", "")]), "",
+                  "`authors`: ecs-vlc/FMix's `make_low_freq_image` (its complex spectrum from the frequency grid's "
+                  "first two rows: horizontal frequencies 0 and 1 only); `isotropic`: the paper's description.", ""]
     if results.get("ema"):
         lines += ["## 10. Weight EMA (`trainer.ema_decay`): one update per optimizer step", "",
                   *_table(results["ema"], [("model", "model", ""), ("device", "device", ""),
@@ -677,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--out", default="results/bench")
-    parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled,decoding,transfer,augment")
+    parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled,decoding,transfer,augment,fmix")
     parser.add_argument("--modes", default="eager",
                         help="compile modes of the training benchmarks: eager and/or torch.compile modes "
                              "(default, reduce-overhead, ...), comma-separated")
@@ -760,6 +801,8 @@ def main(argv: list[str] | None = None) -> int:
         results["ema"] = bench_ema(ema_models, 0.01 if quick else 1.0, "cpu")
         if has_cuda:
             results["ema"] += bench_ema(ema_models, 0.05 if quick else 1.0, "cuda")
+    if "fmix" in parts:
+        results["fmix"] = bench_fmix_masks(20 if quick else 400)
     path = write_report(Path(args.out), results, stamp, device_name)
     print(path.read_text())
     print(f"written to {path}")

@@ -21,7 +21,8 @@ def test_bench_quick_writes_a_report_with_every_section(tmp_path, capsys):
     for heading in ("Mixing op", "CIFAR input pipeline", "Trainer overhead", "CUDA training throughput",
                     "Eager vs compiled training step", "ImageNet decoding and augmentation",
                     "Table 10's transfer: detector training steps", "with and without the devkit's +1 pixel",
-                    "Extra augmentation (`augment=`)", "Weight EMA (`trainer.ema_decay`)"):
+                    "Extra augmentation (`augment=`)", "Weight EMA (`trainer.ema_decay`)",
+                    "FMix's masks: the authors' spectrum vs the isotropic one"):
         assert heading in text
     assert "torch" in text and "Machine" in text and text.startswith("# Benchmarks, 20")
     assert "ours / timm" in text and "speed-up" in text

@@ -45,6 +45,59 @@ def test_fmix_masks_are_low_frequency_blobs_not_noise():
     assert freqs.shape == (32, 17) and freqs[0, 0] == 0 and freqs[0, 16] == pytest.approx(0.5)
 
 
+def restated_authors_mask(decay: float, shape: tuple[int, int], param: np.ndarray, num: int) -> np.ndarray:
+    """ecs-vlc/FMix ``fmix.py`` restated in numpy: ``fftfreqnd``, ``get_spectrum`` (its ``np.random.randn`` draws
+    given as ``param``, shape (1, H, F, 2)), ``make_low_freq_image`` and ``binarise_mask`` (``max_soft=0``), its
+    ceil/floor coin's outcome given as the count ``num``."""
+    h, w = shape
+    fy = np.expand_dims(np.fft.fftfreq(h), -1)
+    fx = np.fft.fftfreq(w)[: w // 2 + 2] if w % 2 == 1 else np.fft.fftfreq(w)[: w // 2 + 1]
+    freqs = np.sqrt(fx * fx + fy * fy)
+    scale = np.ones(1) / (np.maximum(freqs, np.array([1. / max(w, h, 0)])) ** decay)
+    spectrum = np.expand_dims(scale, -1)[None, :] * param
+    spectrum = spectrum[:, 0] + 1j * spectrum[:, 1]
+    mask = np.real(np.fft.irfftn(spectrum, shape))[:1, :h, :w]
+    mask = mask - mask.min()
+    mask = mask / mask.max()
+    idx = mask.reshape(-1).argsort()[::-1]
+    mask = mask.reshape(-1)
+    mask[idx[:num]] = 1
+    mask[idx[num:]] = 0
+    return mask.reshape((1, *shape))[0]
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (24, 40), (31, 33)])
+def test_fmix_authors_spectrum_draws_the_authors_masks_from_the_same_gaussian_draws(shape):
+    from cutmix_repro.regularizers.fmix import authors_low_frequency_image, authors_noise_shape
+
+    h, w = shape
+    rng = np.random.default_rng(sum(shape))
+    for lam in (0.25, 0.5, 0.75):
+        for _ in range(5):
+            param = rng.standard_normal((1, *authors_noise_shape(h, w)))
+            image = authors_low_frequency_image(h, w, 3.0, noise=torch.from_numpy(param[0]))
+            ours = binary_mask(image, lam).numpy()
+            count = int(ours.sum())
+            assert count in (math.floor(lam * h * w), math.ceil(lam * h * w))
+            assert (ours == restated_authors_mask(3.0, shape, param, count)).all()
+
+
+def test_fmix_authors_masks_hold_horizontal_frequencies_0_and_1_only_and_are_the_default():
+    from cutmix_repro.config import build, compose
+
+    torch.manual_seed(0)
+    authors, isotropic = FMix(spectrum="authors"), FMix(spectrum="isotropic")
+    for _ in range(5):
+        coefficients = torch.fft.rfft2(authors.low_frequency_image(32, 32)).abs()
+        assert float(coefficients[:, 2:].max()) < 1e-9 * float(coefficients.max())
+        coefficients = torch.fft.rfft2(isotropic.low_frequency_image(32, 32)).abs()
+        assert float(coefficients[:, 2:].max()) > 1e-3 * float(coefficients.max())
+    assert FMix().spectrum == "authors"
+    assert build(compose(["regularizer=fmix"]).regularizer, "regularizer").spectrum == "authors"
+    with pytest.raises(ConfigError, match="spectrum='paper' is invalid: authors .* or isotropic"):
+        FMix(spectrum="paper")
+
+
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_fmix_mixes_pixels_through_the_mask_and_weighs_labels_by_its_share(mode):
     x, y = numbered(6)

@@ -7,6 +7,16 @@ inverse real FFT; its ⌈λ·HW⌉ or ⌊λ·HW⌋ brightest pixels (one or the 
 ``binarise_mask``) form a binary mask: the image keeps its own pixels there and takes its partner's elsewhere.
 The label weight is the mask's exact share of pixels (the authors use the drawn λ, within 1/HW of it).
 
+``spectrum`` says which low-frequency image:
+- ``authors`` (the default: what produced FMix's published numbers): the authors' ``make_low_freq_image``
+  (ecs-vlc/FMix ``fmix.py``). It draws the (H, W//2+1, 2) grid of scaled Gaussian pairs the paper describes,
+  then builds the complex spectrum as ``spectrum[:, 0] + 1j * spectrum[:, 1]``, which indexes the *frequency*
+  axis: the real parts are the grid's first row (fy = 0), the imaginary parts its second (fy = 1/H), and the
+  (W//2+1, 2) result is inverse-transformed to H×W, so the mask holds vertical frequencies 0…W//2 and
+  horizontal ones 0 and 1 only.
+- ``isotropic``: the spectrum the paper describes (every coefficient of ``rfft2`` a complex Gaussian scaled by
+  1 / f^δ). The masks' shapes differ little (README: FMix; ``python -m cutmix_repro.bench --only fmix``).
+
 ``mode="batch"``: one mask for the batch (as the authors' ``FMix`` module); ``mode="elem"``: one λ and mask per
 image.
 """
@@ -29,13 +39,42 @@ def frequencies(height: int, width: int) -> Tensor:
     return torch.sqrt(fy * fy + fx * fx)
 
 
+SPECTRA = ("authors", "isotropic")
+
+
 def low_frequency_image(height: int, width: int, decay_power: float, generator=None) -> Tensor:
-    """An H×W real image of Fourier noise whose amplitude falls as 1 / f^decay_power."""
+    """An H×W real image of Fourier noise whose amplitude falls as 1 / f^decay_power (``spectrum=isotropic``)."""
     freqs = frequencies(height, width)
     scale = 1.0 / torch.clamp(freqs, min=1.0 / max(height, width)) ** decay_power
     noise = torch.randn(2, *freqs.shape, generator=generator)
     spectrum = torch.complex(noise[0] * scale, noise[1] * scale)
     return torch.fft.irfft2(spectrum, s=(height, width))
+
+
+def authors_frequencies(height: int, width: int) -> Tensor:
+    """The authors' ``fftfreqnd(h, w)``: |f| on an H × (W//2+1) grid (W//2+2 columns when W is odd), float64."""
+    fy = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
+    fx = torch.fft.fftfreq(width, dtype=torch.float64)[: width // 2 + (2 if width % 2 else 1)]
+    return torch.sqrt(fx * fx + fy * fy)
+
+
+def authors_noise_shape(height: int, width: int) -> tuple[int, int, int]:
+    """The shape of the Gaussian draws of the authors' ``get_spectrum`` (less its channel axis): (H, F, 2)."""
+    return (height, authors_frequencies(height, width).shape[1], 2)
+
+
+def authors_low_frequency_image(height: int, width: int, decay_power: float, noise: Tensor | None = None,
+                                generator=None) -> Tensor:
+    """The authors' ``make_low_freq_image(decay_power, (H, W))`` before its min-max scaling (which keeps the order
+    of the pixels), from ``noise`` of ``authors_noise_shape`` (their ``np.random.randn``; drawn here if None):
+    the scaled grid's rows 0 and 1 as real and imaginary parts, inverse-transformed to H×W (module docstring)."""
+    freqs = authors_frequencies(height, width)
+    scale = 1.0 / torch.clamp(freqs, min=1.0 / max(height, width)) ** decay_power
+    if noise is None:
+        noise = torch.randn(freqs.shape[0], freqs.shape[1], 2, generator=generator)
+    spectrum = scale[..., None] * noise.to(torch.float64)  # (H, F, 2), the authors' layout
+    complex_spectrum = torch.complex(spectrum[0], spectrum[1])  # their spectrum[:, 0] + 1j * spectrum[:, 1]: (F, 2)
+    return torch.fft.irfftn(complex_spectrum, s=(height, width))[:height, :width]
 
 
 def binary_mask(image: Tensor, lam: float) -> Tensor:
@@ -51,7 +90,8 @@ def binary_mask(image: Tensor, lam: float) -> Tensor:
 class FMix:
     """Mix each image with a partner through a low-frequency binary mask holding the λ-share of its pixels."""
 
-    def __init__(self, alpha: float = 1.0, decay_power: float = 3.0, prob: float = 1.0, mode: str = "batch"):
+    def __init__(self, alpha: float = 1.0, decay_power: float = 3.0, prob: float = 1.0, mode: str = "batch",
+                 spectrum: str = "authors"):
         self.beta = BetaSampler(alpha)
         self.alpha = self.beta.alpha
         if not decay_power > 0:
@@ -59,9 +99,18 @@ class FMix:
         self.decay_power = float(decay_power)
         self.prob = check_prob(prob)
         self.mode = check_mode(mode)
+        if spectrum not in SPECTRA:
+            raise ConfigError("spectrum", spectrum, "authors (their fmix.py, the published numbers) or isotropic "
+                              "(the paper's description)")
+        self.spectrum = spectrum
+
+    def low_frequency_image(self, height: int, width: int) -> Tensor:
+        if self.spectrum == "authors":
+            return authors_low_frequency_image(height, width, self.decay_power)
+        return low_frequency_image(height, width, self.decay_power)
 
     def mask(self, lam: float, height: int, width: int) -> Tensor:
-        return binary_mask(low_frequency_image(height, width, self.decay_power), lam)
+        return binary_mask(self.low_frequency_image(height, width), lam)
 
     def __call__(self, x: Tensor, y: Tensor) -> MixedBatch:
         n, _, height, width = x.shape
@@ -83,4 +132,5 @@ class FMix:
         return MixedBatch(mixed, y, y[perm], lam)
 
     def __repr__(self) -> str:
-        return f"FMix(alpha={self.alpha}, decay_power={self.decay_power}, prob={self.prob}, mode={self.mode!r})"
+        return (f"FMix(alpha={self.alpha}, decay_power={self.decay_power}, prob={self.prob}, mode={self.mode!r}, "
+                f"spectrum={self.spectrum!r})")
