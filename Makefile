@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 test: lint
-	$(PY) -m pytest -q
+	CUTMIX_REQUIRE_EXTRAS=1 $(PY) -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs outputs multirun

@@ -4,6 +4,7 @@ training through ``fit``, and reading what a run left behind."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -11,9 +12,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cutmix_repro.config import compose
+
+DEV_EXTRA = "pip install -e '.[dev]'"
+
+
+def needs(module: str, package: str | None = None):
+    """``module``, imported, for a test that needs a package of the ``dev`` extra (the one rule for them all): where
+    it is absent the test skips, naming the package and the extra; under ``CUTMIX_REQUIRE_EXTRAS=1`` (``make test``,
+    which has just installed the extra) it fails instead, so that CI never skips a reference check silently."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        message = f"needs {package or module} from the dev extra ({DEV_EXTRA})"
+        if os.environ.get("CUTMIX_REQUIRE_EXTRAS") == "1":
+            pytest.fail(message + "; CUTMIX_REQUIRE_EXTRAS=1 makes its absence a failure", pytrace=False)
+        pytest.skip(message, allow_module_level=True)
+
 
 TINY_MODEL = ["model=cifar_resnet", "model.depth=8", "model.bottleneck=false"]
 FAST = ["trainer.progress=false", "trainer.device=cpu"]

@@ -72,8 +72,9 @@ def test_global_batch_not_divisible_by_world_size_is_refused():
 
 
 def test_slurm_launcher_config_composes_with_requeue_settings(tmp_path):
-    from helpers import train_cli
+    from helpers import needs, train_cli
 
+    needs("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher")
     proc = train_cli(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "--cfg", "hydra"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     for needle in ("SlurmLauncher", "partition: gpu", "max_num_timeout: 20", "signal_delay_s: 300",

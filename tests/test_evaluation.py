@@ -346,7 +346,9 @@ def test_ece_uses_15_bins():
 
 
 def test_ece_equals_torchmetrics_also_with_confidences_on_bin_edges():
-    torchmetrics = pytest.importorskip("torchmetrics")
+    from helpers import needs
+
+    torchmetrics = needs("torchmetrics")
     g = torch.Generator().manual_seed(0)
     logits, targets = torch.randn(300, 10, generator=g) * 3, torch.randint(10, (300,), generator=g)
     edges = torch.tensor([[0.6, 0.4]] * 30 + [[1.0, 0.0]] * 20 + [[0.2, 0.8]] * 14)

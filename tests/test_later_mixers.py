@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import TINY_MODEL, fit_run
+from helpers import TINY_MODEL, fit_run, needs
 
 from cutmix_repro.errors import ConfigError
 from cutmix_repro.regularizers import FMix, ResizeMix, SaliencyMix
@@ -217,7 +217,7 @@ def test_saliencymix_box_corners_are_the_authors_clip_of_a_box_around_the_peak()
 
 
 def test_saliencymix_uses_opencvs_fine_grained_saliency_when_installed():
-    cv2 = pytest.importorskip("cv2")
+    cv2 = needs("cv2", "opencv-contrib-python-headless")
     if not hasattr(cv2, "saliency"):
         with pytest.raises(ConfigError, match="opencv-contrib-python-headless"):
             SaliencyMix()(torch.rand(2, 3, 16, 16), torch.arange(2))
@@ -237,8 +237,7 @@ def test_each_later_mixer_trains_through_the_one_trainer_with_label_smoothing(re
                  *TINY_MODEL, f"regularizer={regularizer}", "regularizer.mode=elem", "label_smoothing=0.1",
                  "trainer.epochs=1", "trainer.batch_size=16"]
     if regularizer == "saliencymix":
-        pytest.importorskip("cv2")
-        import cv2
+        cv2 = needs("cv2", "opencv-contrib-python-headless")
 
         if not hasattr(cv2, "saliency"):
             overrides.append("+regularizer.saliency._target_=test_later_mixers.saliency_factory")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import FAST, TINY_MODEL, fit_run, history_without_timing, results, scalars, train_main
+from helpers import FAST, TINY_MODEL, fit_run, history_without_timing, needs, results, scalars, train_main
 
 import cutmix_repro.engine.trainer as trainer_module
 from cutmix_repro.engine import records as R
@@ -70,7 +70,7 @@ def test_csv_writes_one_line_per_epoch_with_every_history_field_and_tensorboard_
 
 def test_wandb_offline_logs_each_epoch_once_with_the_hyperparameters_and_one_id_across_a_resume(tmp_path,
                                                                                               monkeypatch):
-    pytest.importorskip("wandb")
+    needs("wandb")
     monkeypatch.setenv("WANDB_SILENT", "true")
     run = tmp_path / "run"
     crash_in_epoch(2, monkeypatch)
@@ -88,7 +88,7 @@ def test_wandb_offline_logs_each_epoch_once_with_the_hyperparameters_and_one_id_
 
 
 def test_mlflow_file_store_gets_params_each_epoch_once_and_the_status_across_a_resume(tmp_path, monkeypatch):
-    mlflow = pytest.importorskip("mlflow")
+    mlflow = needs("mlflow", "mlflow-skinny")
     store, run = tmp_path / "mlruns", tmp_path / "run"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{store}")  # where MLflow users set it; the config may too
     args = [*RUN, "logger=[mlflow]"]

@@ -137,3 +137,37 @@ def test_nothing_in_the_repository_points_outside_it():
     for name in ("README.md", "pyproject.toml", "Makefile"):
         assert not OUTSIDE.search((ROOT / name).read_text()), name
     assert checked > 40
+
+
+# the packages of the dev extra, by the module a test imports: every test that needs one says so through
+# helpers.needs (skip naming the extra; fail under make test's CUTMIX_REQUIRE_EXTRAS=1), the suite's one rule
+DEV_MODULES = ("cv2", "torchmetrics", "pycocotools", "pycocoevalcap", "wandb", "mlflow", "hydra_plugins")
+
+
+def test_every_test_that_needs_a_dev_extra_package_goes_through_needs():
+    import ast
+
+    broken = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+            if call.func.attr == "importorskip" and not (call.args and getattr(call.args[0], "value", "") ==
+                                                         "setuptools"):  # the build's own, not the dev extra's
+                broken.append(f"{path.name}:{call.lineno}: importorskip (use helpers.needs)")
+
+        def calls_needs(nodes) -> bool:
+            return any(isinstance(c, ast.Call) and getattr(c.func, "id", None) == "needs" for c in nodes)
+
+        module_needs = calls_needs(n for statement in tree.body if not isinstance(statement, ast.FunctionDef)
+                                   for n in ast.walk(statement))
+        scopes = [("module", tree.body)] + [(f.name, list(ast.walk(f))) for f in ast.walk(tree)
+                                           if isinstance(f, ast.FunctionDef) and f.name.startswith("test_")]
+        for name, nodes in scopes:
+            imported = [a.name for n in nodes if isinstance(n, ast.Import) for a in n.names]
+            imported += [n.module for n in nodes if isinstance(n, ast.ImportFrom) and n.module]
+            if any(m.split(".")[0] in DEV_MODULES for m in imported):
+                if not (module_needs or (name != "module" and calls_needs(nodes))):
+                    broken.append(f"{path.name}::{name} imports a dev-extra package without needs()")
+    assert not broken, broken
+    makefile = (ROOT / "Makefile").read_text()
+    assert "CUTMIX_REQUIRE_EXTRAS=1" in makefile.split("\ntest:")[1], "make test installs the extra: none may skip"

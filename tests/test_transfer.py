@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from fakedata import write_coco_captions, write_vocdevkit
-from helpers import TINY_VOC, transfer_main
+from helpers import TINY_VOC, needs, transfer_main
 from omegaconf import OmegaConf
 
 from cutmix_repro.config import build, compose
@@ -115,6 +115,7 @@ def test_the_vocabulary_keeps_words_seen_at_least_five_times():
 
 
 def test_coco_captions_vocabulary_and_references(transfer_data):
+    needs("pycocotools")  # torchvision's CocoCaptions reads with it
     from cutmix_repro.data.coco_captions import Captions, transforms
     from cutmix_repro.transfer.captioning import UNK, Vocabulary
 
@@ -337,6 +338,7 @@ def test_a_captioning_run_scores_its_captions_with_the_coco_scorers(transfer_dat
 
     if shutil.which("java") is None:
         pytest.skip("no Java here: METEOR and the PTB tokenizer need it (CI installs a headless JRE)")
+    needs("pycocoevalcap")
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
 

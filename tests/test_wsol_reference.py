@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import needs  # noqa: E402
 
-pytest.importorskip("cv2")
+needs("cv2", "opencv-python-headless")
 import wsol_reference as ref  # noqa: E402
 
 from cutmix_repro.data.wsol import eval_boxes  # noqa: E402

@@ -6,8 +6,9 @@ reproduce on the same score maps. Not part of the package."""
 from __future__ import annotations
 
 import numpy as np
+from helpers import needs
 
-cv2 = __import__("pytest").importorskip("cv2")
+cv2 = needs("cv2", "opencv-python-headless")
 
 
 def normalize_scoremap(cam: np.ndarray) -> np.ndarray:
