@@ -125,10 +125,21 @@ def remove_failed_start(run_dir: Path, log_name: str = "train.log") -> None:
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     shutil.rmtree(run_dir / "tb", ignore_errors=True)
     (run_dir / log_name).unlink(missing_ok=True)
-    try:
-        run_dir.rmdir()
-    except OSError:
-        pass  # not empty: files that are not ours
+    remove_empty_folders(run_dir)
+
+
+def remove_empty_folders(folder: Path) -> None:
+    """``folder``, then each folder above it inside the working directory (``runs/cifar100/pyramidnet200/cutmix``
+    of a default run directory), while empty: a failed start leaves no trace. A folder with anything in it stays,
+    and nothing at or above the working directory is touched."""
+    folder, top = folder.resolve(), Path.cwd().resolve()
+    for path in (folder, *folder.parents):
+        if path != folder and (path == top or top not in path.parents):
+            break
+        try:
+            path.rmdir()
+        except OSError:
+            break  # not empty: files that are not ours
 
 
 def _run_time(fmt: str) -> str:

@@ -7,6 +7,7 @@ subprocesses the tests start) and ``CUTMIX_TEST_DETERMINISTIC=1`` (``torch.use_d
 """
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,6 +28,28 @@ def pytest_configure(config):
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# what set-up and tools make in the checkout (not a test's doing)
+OWN = {".venv", ".git", ".pytest_cache", ".ruff_cache", "__pycache__", "cutmix_repro.egg-info", ".ci", ".gitignore"}
+
+
+def _checkout_entries() -> set[str]:
+    """The checkout's top-level entries and everything under results/: where a stray run, MLflow store, W&B folder,
+    build or report would land."""
+    found = {p.name for p in ROOT.iterdir()} - OWN
+    return found | {str(p.relative_to(ROOT)) for p in (ROOT / "results").rglob("*")}
+
+
+@pytest.fixture(autouse=True)
+def _leaves_the_checkout_alone():
+    """A test that leaves files in the checkout fails: its runs, stores and reports go under its tmp_path."""
+    before = _checkout_entries()
+    yield
+    left = sorted(_checkout_entries() - before)
+    if left:
+        pytest.fail(f"the test left {left} in the checkout: write them under tmp_path", pytrace=False)
 
 
 # A run whose test error goes down and up again by construction (tests/scripted.py: a real ResNet-8 that

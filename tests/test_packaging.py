@@ -11,8 +11,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_ships_every_module_config_and_the_paper_tables(tmp_path):
+    import shutil
+
     pytest.importorskip("setuptools")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", str(ROOT), "--no-deps", "--no-build-isolation",
+    source = tmp_path / "source"  # a copy: setuptools builds in its source tree (build/), not in the checkout
+    local = {".venv", ".git", "build", "dist", "runs", "data", "outputs", "multirun"}  # the checkout's own, top level
+
+    def ignore(folder, names):
+        top = Path(folder) == ROOT
+        return [n for n in names if (top and n in local) or n == "__pycache__" or n.endswith((".egg-info", "_cache"))]
+
+    shutil.copytree(ROOT, source, ignore=ignore)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", str(source), "--no-deps", "--no-build-isolation",
                            "-w", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "absent from" not in proc.stdout + proc.stderr, "every folder of configs/ is declared to setuptools"

@@ -167,6 +167,37 @@ def test_bad_input_from_a_real_process_exits_2_with_one_line(tmp_path, monkeypat
     assert status == 2 and sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
 
 
+def test_a_failed_start_leaves_no_folder_not_even_the_empty_ones_above_its_run(tmp_path, monkeypatch):
+    """The mission's own command offline, and a transfer without its weights file: each is one line, and the
+    folders its start made (runs/cifar100/pyramidnet200/cutmix/, data/, runs/transfer/voc_faster_rcnn/) are gone;
+    a folder that holds another run stays."""
+    import importlib
+    from urllib.error import URLError
+
+    from helpers import transfer_main
+
+    cifar = importlib.import_module("cutmix_repro.data.cifar")  # the module (the package exports a function so named)
+
+    def offline(url, *args, **kwargs):
+        raise URLError("no network in this test")
+
+    monkeypatch.setattr(cifar, "download_and_extract_archive", offline)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    status, err = train_main(["+experiment=cifar100_pyramidnet"], monkeypatch)
+    assert status == 2 and "could not download cifar100" in err and len(err.strip().splitlines()) == 1, err
+    assert list(work.iterdir()) == []
+    status, err = transfer_main(["+task=voc_faster_rcnn", "init_from=torchvision"], monkeypatch)
+    assert status == 2 and "not on this machine" in err, err
+    assert list(work.iterdir()) == []
+    other = work / "runs" / "cifar100" / "pyramidnet200" / "cutmix" / "an-earlier-run"
+    other.mkdir(parents=True)
+    assert train_main(["+experiment=cifar100_pyramidnet"], monkeypatch)[0] == 2
+    assert [p.name for p in other.parent.iterdir()] == ["an-earlier-run"] and not (work / "data").exists()
+
+
 @pytest.mark.parametrize("module", ["figure1", "evaluate", "report", "reproduce", "bench"])
 def test_help_gives_the_whole_first_paragraph_of_what_a_command_does(module, capsys):
     import importlib

@@ -8,6 +8,7 @@ release is logged as a warning, not refused, so a re-packed copy still loads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 from pathlib import Path
@@ -107,8 +108,15 @@ def cifar(
 ) -> DataBundle:
     """CIFAR with the paper's recipe: crop 32 with padding 4, flip, normalise; test on raw images.
     ``batching``: the fields of ``loaders.Batching``."""
+    made = [p for p in (Path(root), *Path(root).parents) if not p.exists()]  # what a failed download leaves
     if batching.get("rank", 0) == 0 and download:
         Path(root).mkdir(parents=True, exist_ok=True)
-    splits = load_cifar(name, root, download, verify_md5)
+    try:
+        splits = load_cifar(name, root, download, verify_md5)
+    except DataError:
+        for folder in made:  # innermost first; only the empty folders this attempt created
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return tensor_bundle(name, splits, _DATASETS[name][1], CIFAR_MEAN, CIFAR_STD, padding, hflip,
                          class_names(name, root), **batching)
