@@ -580,7 +580,8 @@ def transfer_markdown(table: dict, runs: list[tuple[Path, dict]], backbone_table
         if id(r) not in used:
             backbone = r.get("backbone", {})
             name = backbone.get("regularizer") or backbone.get("source", "?")
-            recipe = r.get("recipe", "?") + ("" if r.get("paper_recipe") else ", not the paper's")
+            switches = "".join(f" + {name} {value.split(' (')[0]}" for name, value in r.get("switches", {}).items())
+            recipe = r.get("recipe", "?") + switches + ("" if r.get("paper_recipe") else ", not the paper's")
             others[(f"{name} ({backbone.get('source', '?')})", recipe)].append(r)
     if others:
         lines += ["## Other backbones and recipes", "",

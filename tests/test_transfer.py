@@ -333,6 +333,75 @@ def test_a_detection_run_resumed_after_a_stop_equals_one_never_stopped(transfer_
     assert [s for s, _ in scalars(straight, "test/map")] == [2]
 
 
+def test_a_transfer_run_that_diverges_keeps_its_folder_log_tensorboard_and_record(transfer_data, monkeypatch,
+                                                                                  tmp_path):
+    """The loss is made NaN at iteration 3 (by construction, on any machine): one error line naming the iteration
+    and the last good checkpoint (iteration 2), exit 2, and the run folder stays with status "diverged"."""
+    from cutmix_repro.transfer.tasks import Detection
+
+    real, calls = Detection.losses, {"n": 0}
+
+    def poisoned(self, model, batch, device):
+        calls["n"] += 1
+        losses = real(self, model, batch, device)
+        return {k: v * float("nan") for k, v in losses.items()} if calls["n"] == 3 else losses
+
+    monkeypatch.setattr(Detection, "losses", poisoned)
+    run = tmp_path / "run"
+    status, err = transfer_main(["+task=voc_faster_rcnn", f"init_from={transfer_data['r50']}",
+                                 f"task.data.root={transfer_data['voc']}", *TINY_VOC, "task.recipes.short.iterations=4",
+                                 "task.recipes.short.milestones=[3]", "checkpoint_every=2", f"hydra.run.dir={run}"],
+                                monkeypatch)
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and "diverged at iteration 3: loss nan" in lines[0], err
+    assert f"last good checkpoint is {run / 'last.pt'} (iteration 2)" in lines[0]
+    record = json.loads((run / "results.json").read_text())
+    assert (record["status"], record["iterations_done"]) == ("diverged", 2) and "iteration 3" in record["error"]
+    assert torch.load(run / "last.pt", weights_only=True)["iteration"] == 2
+    assert (run / "transfer.log").is_file() and "diverged" in (run / "transfer.log").read_text()
+    from helpers import scalars
+
+    assert [s for s, _ in scalars(run, "train/loss")] == [1, 2]
+
+
+def test_a_linear_warmup_ramps_the_lr_then_the_recipes_steps_and_is_marked_not_the_papers(transfer_data,
+                                                                                          monkeypatch, tmp_path):
+    from cutmix_repro.transfer.run import lr_schedule
+
+    cfg = OmegaConf.create({"warmup": 4, "warmup_factor": 0.1})
+    net = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    schedule = lr_schedule(optimizer, [3, 6], 0.1, cfg)
+    seen = []
+    for i in range(8):  # the lr of iterations 1…8: the warm-up's factor times the steps' (×0.1 from 3, from 6)
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+        if i == 4:  # resumed as the run resumes: fresh optimizer and schedule, then both states loaded
+            states = optimizer.state_dict(), schedule.state_dict()
+            optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+            schedule = lr_schedule(optimizer, [3, 6], 0.1, cfg)
+            optimizer.load_state_dict(states[0])
+            schedule.load_state_dict(states[1])
+    ramp = [0.1 + 0.9 * min(i, 4) / 4 for i in range(8)]
+    steps = [0.1 ** sum(i >= m for m in (3, 6)) for i in range(8)]
+    assert seen == pytest.approx([0.01 * r * s for r, s in zip(ramp, steps)], rel=1e-9)
+    assert lr_schedule(optimizer, [3], 0.1, OmegaConf.create({"warmup": 0})).__class__.__name__ == "MultiStepLR"
+    run = tmp_path / "run"  # through the command: the lr TensorBoard logs, and the run marked as a switch
+    args = ["+task=voc_faster_rcnn", f"init_from={transfer_data['r50']}", f"task.data.root={transfer_data['voc']}",
+            *TINY_VOC, "task.recipes.short.iterations=3", "task.recipes.short.milestones=[3]", "warmup=2",
+            "warmup_factor=0.5", f"hydra.run.dir={run}"]
+    assert transfer_main(args, monkeypatch)[0] == 0
+    from helpers import scalars
+
+    lrs = [v for _, v in scalars(run, "train/lr")]  # the lr of iterations 1, 2, 3
+    assert lrs == pytest.approx([1e-4 * 0.5, 1e-4 * 0.75, 1e-4], rel=1e-6)
+    record = json.loads((run / "results.json").read_text())
+    assert not record["paper_recipe"] and record["switches"]["warmup"].startswith("2 iterations from 0.5")
+    status, err = transfer_main([*args[:-3], "warmup=-1", f"hydra.run.dir={tmp_path / 'bad'}"], monkeypatch)
+    assert status == 2 and "warmup=-1 is invalid" in err and not (tmp_path / "bad").exists()
+
+
 def test_a_captioning_run_scores_its_captions_with_the_coco_scorers(transfer_data, monkeypatch, tmp_path):
     import shutil
 

@@ -31,7 +31,7 @@ from ..engine.checkpoint import (
     set_rng_state,
     write_json,
 )
-from ..engine.records import FINISHED, INTERRUPTED, STATUS, git_revision, machine, package_versions
+from ..engine.records import DIVERGED, FINISHED, INTERRUPTED, STATUS, git_revision, machine, package_versions
 from ..engine.signals import StopRequest
 from ..errors import ConfigError
 from .backbone import load_backbone
@@ -152,7 +152,7 @@ def fit(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
         optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     else:
         optimizer = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(task.milestones(recipe)), recipe.gamma)
+    scheduler = lr_schedule(optimizer, list(task.milestones(recipe)), float(recipe.gamma), cfg)
     start, history, images_seen, train_seconds = 0, [], 0, 0.0
     last = run_dir / "last.pt"
     if cfg.resume and last.exists():
@@ -207,7 +207,8 @@ def fit(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
             task.log_metrics(writer, metrics, samples, iteration)
             log.info("iteration %d | %s", iteration, task.describe_metrics(metrics))
 
-    iteration, status = start, FINISHED
+    iteration, status, error = start, FINISHED, None
+    saved_at = start if start else None  # the iteration of the last good checkpoint, if any
     started = time.perf_counter()
     try:
         for iteration, batch in enumerate(loader, start=start + 1):
@@ -216,7 +217,12 @@ def fit(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
                 losses = task.losses(net, batch, device)
             loss = sum(losses.values())
             if not torch.isfinite(loss):
-                raise RuntimeError(f"training diverged at iteration {iteration}: loss {loss.item()}")
+                good = f"{last} (iteration {saved_at})" if saved_at else "none (no checkpoint written yet)"
+                status, error = DIVERGED, (f"training diverged at iteration {iteration}: loss {loss.item()}; training "
+                                           f"stopped, the last good checkpoint is {good}; a smaller lr or warmup=N "
+                                           "(not the paper's) may help")
+                break
+            lr = optimizer.param_groups[0]["lr"]  # this iteration's
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -226,11 +232,12 @@ def fit(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
                 for name, value in losses.items():
                     writer.add_scalar(f"train/{name}", value.item(), iteration)
                 writer.add_scalar("train/loss", loss.item(), iteration)
-                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], iteration)
+                writer.add_scalar("train/lr", lr, iteration)
             stopping = _stop_agreed(stop, info.enabled)
             if stopping or iteration % int(cfg.checkpoint_every) == 0 or iteration == iterations:
                 train_seconds += time.perf_counter() - started
                 save(iteration)
+                saved_at = iteration
                 started = time.perf_counter()
             if stopping:
                 status = INTERRUPTED
@@ -248,16 +255,37 @@ def fit(cfg: DictConfig, run_dir: str | Path, choices: dict[str, str] | None = N
             save(iterations)
     finally:
         stop.restore()
-    results = {**record, STATUS: status, "iterations_done": iteration, "history": history,
-               "images_per_s": images_seen / train_seconds if train_seconds else None,
+    results = {**record, STATUS: status, "iterations_done": iteration if status != DIVERGED else iteration - 1,
+               "history": history, "images_per_s": images_seen / train_seconds if train_seconds else None,
                "train_seconds": train_seconds}
+    if error is not None:
+        results["error"] = error
     if status == FINISHED and history:
         results["metrics"] = {k: v for k, v in history[-1].items() if k not in ("iteration", "eval_seconds")}
     if info.is_main:
-        write_json(run_dir / "results.json", results)
+        write_json(run_dir / "results.json", results)  # a diverged run keeps its folder, log and TensorBoard too
         if writer is not None:
             writer.close()
+    if status == DIVERGED:
+        raise RuntimeError(error)
     return results
+
+
+def lr_schedule(optimizer, milestones: list[int], gamma: float, cfg: DictConfig):
+    """The recipe's steps (×gamma at each milestone, per iteration); with ``warmup=N`` (not the paper's: its
+    detectors' code has none) a linear warm-up first, from ``warmup_factor``×lr to lr over N iterations, as
+    torchvision's detection references, Detectron2 and MMDetection do (the two multiply)."""
+    steps = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma)
+    warmup = int(cfg.get("warmup", 0))
+    if warmup < 0:
+        raise ConfigError("warmup", warmup, "a number of iterations >= 0 (0: none, the paper's recipe)")
+    if warmup == 0:
+        return steps
+    factor = float(cfg.get("warmup_factor", 0.001))
+    if not 0 < factor <= 1:
+        raise ConfigError("warmup_factor", factor, "the warm-up's first lr as a fraction of the lr, in (0, 1]")
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=factor, total_iters=warmup)
+    return torch.optim.lr_scheduler.ChainedScheduler([steps, ramp])
 
 
 def _stop_agreed(stop: StopRequest, distributed_run: bool) -> bool:
@@ -272,7 +300,9 @@ def describe(cfg, task, backbone, recipe, iterations, info, device, choices) -> 
     return {"task": cfg.task.name, "kind": cfg.task.kind, "model": task.model_name, "init_from": str(cfg.init_from),
             "backbone": {"source": backbone.source, "regularizer": backbone.regularizer,
                          "imagenet_top1_err": backbone.imagenet_top1_err, **backbone.details},
-            "recipe": cfg.recipe, "paper_recipe": cfg.recipe == "paper",
+            "recipe": cfg.recipe, "paper_recipe": cfg.recipe == "paper" and not int(cfg.get("warmup", 0)),
+            "switches": ({"warmup": f"{int(cfg.warmup)} iterations from {float(cfg.warmup_factor)}×lr (not the "
+                                    "paper's)"} if int(cfg.get("warmup", 0)) else {}),
             "recipe_values": OmegaConf.to_container(recipe, resolve=True), "iterations": iterations,
             "seed": int(cfg.seed), "world_size": info.world_size, "device": str(device), "choices": choices,
             "versions": package_versions(), "git_revision": git_revision(), "machine": machine()}
