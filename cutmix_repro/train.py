@@ -9,6 +9,7 @@ Bad input stops before training with one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -26,6 +27,17 @@ from .config import GROUPS, compose, config_dir, options
 from .engine.records import BEST_TOP1, INTERRUPTED, STATUS
 
 log = logging.getLogger("cutmix_repro")
+
+
+def register_fused_launcher() -> None:
+    """``hydra/launcher=fused``: Hydra finds installed plugins by scanning ``hydra_plugins``, which misses an
+    editable install's mapped package; registering it by hand finds it either way."""
+    from hydra.core.plugins import Plugins
+    from hydra_plugins.cutmix_repro_fused import FusedLauncher
+
+    Plugins.instance().register(FusedLauncher)
+
+
 def _group_arg(groups: tuple[str, ...]) -> re.Pattern:
     return re.compile(r"^[+~]{0,2}(" + "|".join(groups) + r")=(.*)$")
 
@@ -91,6 +103,20 @@ def _unknown_key(key: str, others: list[str], config_name: str = "train") -> str
         have = "see --cfg job"
     where = f"{parent} has" if parent else "the top level has"
     return f"error: {key} is not a key of this config ({where}: {have}); add a new key with +{key}=..."
+
+
+def check_fused_launch(argv: list[str]) -> str | None:
+    """``hydra/launcher=fused``: one error line, before anything is written, for what it cannot do."""
+    from .engine.fused import check_max_members
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "error: hydra/launcher=fused trains its groups in one process: run it without torchrun"
+    _, single = _first_of_each_sweep(argv)
+    try:
+        check_max_members(compose(single).fuse.max_members)
+    except ValueError as err:
+        return f"error: {err}"
+    return None
 
 
 def fail(message: str) -> None:
@@ -164,6 +190,20 @@ def sweep_subdir(argv: list[str]) -> list[str]:
             "hydra.sweep.subdir=${hydra.job.override_dirname}"]
 
 
+@contextlib.contextmanager
+def _launch_time():
+    """``CUTMIX_RUN_TIME``, the launch time, for this command: a sweep's later jobs would otherwise resolve the
+    sweep folder's ``${cutmix_now:...}`` to their own start and land in folders of their own."""
+    if "CUTMIX_RUN_TIME" in os.environ:
+        yield
+        return
+    os.environ["CUTMIX_RUN_TIME"] = str(time.time())
+    try:
+        yield
+    finally:
+        os.environ.pop("CUTMIX_RUN_TIME", None)
+
+
 def _join_torchrun() -> None:
     """Under torchrun, agree on one run directory before Hydra makes it: rank 0's launch time
     is broadcast, and the other ranks write neither ``.hydra/`` nor a log file."""
@@ -224,14 +264,18 @@ def launch(app, groups: tuple[str, ...] = GROUPS, config_name: str = "train") ->
     vary, then run the Hydra ``app``: in this process, or as this torchrun worker's rank."""
     argv = sys.argv[1:]
     message = check_group_overrides(argv, groups) or check_composes(argv, config_name)
+    if not message and config_name == "train" and any(a.lstrip("+") == "hydra/launcher=fused" for a in argv):
+        message = check_fused_launch(argv)
     if message:
         fail(message)
+    register_fused_launcher()
     extra = sweep_subdir(argv)
     if extra:  # beside the user's overrides: argparse takes them only as one block (``-m a=1,2 --cfg job`` too)
         first = next(i for i, a in enumerate(sys.argv) if i and "=" in a and not a.startswith("-"))
         sys.argv[first:first] = extra
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        app()
+        with _launch_time():  # every job of a sweep resolves ${cutmix_now:...} to the same moment
+            app()
         return
     _join_torchrun()
     try:

@@ -40,6 +40,65 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(data, indent=2, sort_keys=False).encode()))
 
 
+COMMIT_JOURNAL = ".fused-commit.json"
+STAGED = ".next"
+
+
+class GroupCommit:
+    """Files of several runs replaced together (a fused group's checkpoints and ``results.json`` at the end of an
+    epoch, ``engine/fused.py``): each is written beside its place as ``NAME.next``, then a journal naming them
+    all goes into every run directory, then the renames, then the journals. A kill before the journals leaves
+    every run's old files (the ``.next`` ones are removed at the next start); a kill after them, the next start
+    finishes the renames (``recover_group_commit``). So the members of a group never disagree on where they are."""
+
+    def __init__(self, run_dirs):
+        self.run_dirs = [Path(d) for d in run_dirs]
+        self.pending: list[tuple[Path, Path]] = []
+
+    def _staged(self, path: Path) -> Path:
+        path = Path(path)
+        staged = path.with_name(path.name + STAGED)
+        self.pending.append((staged, path))
+        return staged
+
+    def save_checkpoint(self, path: Path, state: dict[str, Any]) -> None:
+        save_checkpoint(self._staged(path), state)
+
+    def write_json(self, path: Path, data: dict[str, Any]) -> None:
+        write_json(self._staged(path), data)
+
+    def commit(self) -> None:
+        if not self.pending:
+            return
+        journal = {"renames": [[str(a), str(b)] for a, b in self.pending]}
+        for folder in self.run_dirs:
+            write_json(folder / COMMIT_JOURNAL, journal)
+        _finish(journal)
+        self.pending = []
+
+
+def _finish(journal: dict[str, Any]) -> None:
+    for staged, final in journal["renames"]:
+        if Path(staged).exists():
+            os.replace(staged, final)
+    for folder in {Path(final).parent for _, final in journal["renames"]}:
+        (folder / COMMIT_JOURNAL).unlink(missing_ok=True)
+
+
+def recover_group_commit(run_dir: Path) -> None:
+    """After a kill: finish a group's renames that its journal names, else drop the staged files (the run's old
+    files stand). A run that was never fused has neither."""
+    run_dir = Path(run_dir)
+    journal = run_dir / COMMIT_JOURNAL
+    if journal.exists():
+        try:
+            _finish(json.loads(journal.read_text()))
+        except (OSError, ValueError, KeyError):
+            journal.unlink(missing_ok=True)
+    for staged in run_dir.glob("*" + STAGED):
+        staged.unlink(missing_ok=True)
+
+
 def rng_state(device: torch.device) -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if device.type == "cuda":

@@ -30,8 +30,8 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from ..visuals import FirstMixedBatch, cam_overlays, fixed_test_images, localization_figure, mixed_batch
+from . import checkpoint
 from . import records as R
-from .checkpoint import save_checkpoint, write_json
 
 log = logging.getLogger("cutmix_repro")
 
@@ -72,6 +72,7 @@ class RunRecorder:
                  start_epoch: int, fresh: bool, visuals: Visuals | None = None, session_name: str = "",
                  tensorboard: bool = True, loggers: list | tuple = ()):
         self.run_dir, self.record, self.is_main, self.visuals = Path(run_dir), record, is_main, visuals
+        self.files = checkpoint  # where checkpoints and results.json are written: at once (a fused group: together)
         self.cam_batch = None
         self.writer = None
         self.loggers = list(loggers) if is_main else []
@@ -141,12 +142,12 @@ class RunRecorder:
                  step, entry[R.LR], entry[R.TRAIN_LOSS], entry[R.TRAIN_TOP1], entry[R.VAL_TOP1], entry[R.VAL_TOP5],
                  located, entry[R.IMAGES_PER_S])
         if summary[R.BEST_EPOCH] == step:
-            save_checkpoint(self.run_dir / "best.pt", state)
-        save_checkpoint(self.run_dir / "last.pt", state)
+            self.files.save_checkpoint(self.run_dir / "best.pt", state)
+        self.files.save_checkpoint(self.run_dir / "last.pt", state)
         status = R.FINISHED if step == epochs else R.RUNNING
         self.record.update({R.STATUS: status, R.EPOCHS_DONE: step, R.WALL_TIME: entry[R.WALL_TIME], **summary,
                             "history": history})
-        write_json(self.run_dir / "results.json", self.record)
+        self.files.write_json(self.run_dir / "results.json", self.record)
         for logger in self.loggers:
             logger.log(history)
 
@@ -158,8 +159,8 @@ class RunRecorder:
         if not self.is_main:
             return
         if state is not None:
-            save_checkpoint(self.run_dir / "last.pt", state)
-        write_json(self.run_dir / "results.json", self.record)
+            self.files.save_checkpoint(self.run_dir / "last.pt", state)
+        self.files.write_json(self.run_dir / "results.json", self.record)
         for logger in self.loggers:
             logger.log(history)
 
@@ -167,7 +168,7 @@ class RunRecorder:
         """Facts known only at the end (e.g. every rank's weight checksum)."""
         self.record.update(extra)
         if self.is_main:
-            write_json(self.run_dir / "results.json", self.record)
+            self.files.write_json(self.run_dir / "results.json", self.record)
 
     def close(self) -> None:
         for logger in self.loggers:

@@ -40,7 +40,14 @@ from ..regularizers import MixedBatch, mixed_binary_cross_entropy, mixed_cross_e
 from ..visuals import FirstMixedBatch
 from . import distributed
 from . import records as R
-from .checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries, rng_state, set_rng_state
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    recover_group_commit,
+    remove_stale_temporaries,
+    rng_state,
+    set_rng_state,
+)
 from .compiled import CUDAGRAPH_MODES, check_compile, compile_model, compiled_graphs
 from .ema import WeightEMA, check_decay
 from .loggers import build_loggers
@@ -407,14 +414,26 @@ def restore(parts: Parts, path: Path) -> Position:
 
 
 # --- the run -------------------------------------------------------------------------------------------
-def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict[str, Any]:
-    """Train and evaluate as ``cfg`` says; write everything into ``run_dir``. Returns results."""
-    info, device = distributed.setup(cfg.trainer.device)
-    run_dir = Path(run_dir)
-    if not info.is_main:
-        log.setLevel(logging.WARNING)
+@dataclass
+class Started:
+    """A run ready for its epochs: built, restored, recording (``start_run``)."""
+
+    cfg: DictConfig
+    run_dir: Path
+    parts: Parts
+    position: Position
+    recorder: RunRecorder
+    record: dict[str, Any]
+
+
+def start_run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None, info: distributed.DistInfo,
+              device: torch.device) -> Started | dict[str, Any]:
+    """Everything before the first epoch: check the options and the run directory, seed, build the parts,
+    restore a checkpoint, start the recorder. Returns the recorded results instead when the run is finished."""
     check_trainer(cfg.trainer, info.world_size)
     resume = bool(cfg.trainer.resume) or requeued()
+    if info.is_main:
+        recover_group_commit(run_dir)  # a fused group's checkpoints, replaced together (engine/fused.py)
     if check_run_dir(run_dir, cfg, resume):
         log.info("run in %s already finished its %d epochs; nothing to do", run_dir, cfg.trainer.epochs)
         return json.loads((run_dir / "results.json").read_text())
@@ -446,6 +465,19 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     recorder = RunRecorder(run_dir, record, hparams(cfg, groups), info.is_main, start_epoch=position.epoch,
                            fresh=(position.epoch, position.step) == (0, 0), visuals=visuals, session_name=session,
                            tensorboard="tensorboard" in logger_nodes, loggers=loggers)
+    return Started(cfg, run_dir, parts, position, recorder, record)
+
+
+def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict[str, Any]:
+    """Train and evaluate as ``cfg`` says; write everything into ``run_dir``. Returns results."""
+    info, device = distributed.setup(cfg.trainer.device)
+    run_dir = Path(run_dir)
+    if not info.is_main:
+        log.setLevel(logging.WARNING)
+    run = start_run(cfg, run_dir, choices, info, device)
+    if not isinstance(run, Started):
+        return run
+    parts, position, recorder, record = run.parts, run.position, run.recorder, run.record
     stop = StopRequest().install()  # before the line that says training starts: a signal after it is caught
     log.info("%s | %s (%s parameters) | %s | %d epochs on %s x%d", parts.data.name, parts.model.arch_name,
              f"{record['num_params']:,}", parts.regularizer, cfg.trainer.epochs, device, info.world_size)
@@ -462,15 +494,21 @@ def fit(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
             weights = sum(float(p.detach().double().sum()) for p in parts.model.parameters())
             recorder.finished(rank_weight_checksums=distributed.gather_floats(weights))
     except TrainingDiverged as err:
-        good = (f"{run_dir / 'last.pt'} (after epoch {position.history[-1][R.EPOCH]})" if position.history
-                else "none (no epoch finished)")
-        message = f"{err}; training stopped, the last good checkpoint is {good}"
-        recorder.stopped(R.DIVERGED, position.history, error=message)
-        raise TrainingDiverged(message) from None
+        raise TrainingDiverged(diverged(run, str(err))) from None
     finally:
         stop.restore()
         recorder.close()
     return recorder.record
+
+
+def diverged(run: Started, error: str) -> str:
+    """Record a run whose loss became NaN or infinite; the error line, naming the last good checkpoint."""
+    history = run.position.history
+    good = (f"{run.run_dir / 'last.pt'} (after epoch {history[-1][R.EPOCH]})" if history
+            else "none (no epoch finished)")
+    message = f"{error}; training stopped, the last good checkpoint is {good}"
+    run.recorder.stopped(R.DIVERGED, history, error=message)
+    return message
 
 
 def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: StopRequest, epochs: int) -> None:

@@ -1,0 +1,422 @@
+"""Fused members: k runs of one CIFAR architecture (the rows × seeds of a table, an α sweep) trained in one
+process as one fused model (``engine/fusion.py``), each writing the run directory its solo run writes.
+
+Each member is started exactly as its solo run (``trainer.start_run``: its seed, data, regularizer, model,
+optimizer, checkpoint), then the members' models are fused and each member's model keeps views of the fused
+weights. A step: each member, with its own random state swapped in, takes its next batch and mixes it (its
+regularizer, its λ); the fused model runs the k batches at once (ShakeDrop and the other random layers drawing
+each member's numbers from its own generator); each member's loss (its label smoothing) is computed on its own
+logits, and one backward pass and one optimizer step over the fused weights update every member as its solo
+step would. After each epoch every member is evaluated, recorded and checkpointed as a solo run (``last.pt``,
+``best.pt``, ``results.json``, TensorBoard, its log), the group's files replaced together
+(``checkpoint.GroupCommit``); ``results.json`` adds ``fused_with`` and ``fused_group_size``.
+
+A member may differ from the others only in what ``MEMBER_KEYS`` names; ``why_alone`` says why a run cannot be
+fused at all (``hydra_plugins/cutmix_repro_fused``, the launcher, runs those alone and says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..errors import ConfigError
+from . import distributed
+from . import records as R
+from .checkpoint import GroupCommit, recover_group_commit
+from .compiled import compiled_graphs
+from .fusion import FUSABLE_MODELS, MemberRNG, fuse_models, member_logits, share_with_members, stack_members
+from .metrics import Meter
+from .signals import StopRequest
+from .trainer import (
+    Started,
+    TrainingDiverged,
+    checkpoint_state,
+    diverged,
+    evaluate,
+    loss_function,
+    start_run,
+)
+
+log = logging.getLogger("cutmix_repro")
+
+# what the members of a group may differ in: the rest of the config must be the same
+MEMBER_KEYS = ("seed", "regularizer", "label_smoothing", "cutmix_prob", "cutout_size", "logger", "fuse",
+               "trainer.resume", "trainer.overwrite", "trainer.progress")
+
+
+def shared_setting(cfg: DictConfig) -> str:
+    """What the members of a fused group must have in common, as text (the config less ``MEMBER_KEYS``)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in MEMBER_KEYS:
+        node, _, last = key.rpartition(".")
+        parent = container
+        for part in filter(None, node.split(".")):
+            parent = parent.get(part, {})
+        parent.pop(last, None)
+    container.pop("hydra", None)
+    return json.dumps(container, sort_keys=True, default=str)
+
+
+def why_alone(cfg: DictConfig) -> str | None:
+    """Why the run ``cfg`` cannot share a fused step with others, or None."""
+    from ..config import build
+
+    with torch.device("meta"):  # the model's class only
+        model = build(cfg.model, "model", num_classes=10)
+    if not isinstance(model, FUSABLE_MODELS):
+        return f"its model {type(model).__name__} is not a CIFAR ResNet or PyramidNet (the models fused)"
+    if getattr(build(cfg.regularizer, "regularizer"), "mixes_features", False):
+        return "feature-level mixing mixes inside the network, where the members share their layers"
+    if cfg.dataset.get("pipeline", "tensor") not in ("tensor", None):
+        return "its data come through a DataLoader, not the GPU-resident loader the members share a step with"
+    t = cfg.trainer
+    switches = {"trainer.accumulate": t.get("accumulate", 1) != 1, "trainer.ema_decay": t.get("ema_decay") is not None,
+                "trainer.clip_grad_norm": t.get("clip_grad_norm") is not None, "trainer.compile": bool(t.compile),
+                "trainer.amp=fp16": t.amp == "fp16"}
+    on = [name for name, value in switches.items() if value]
+    if on:
+        return f"{', '.join(on)} is not fused (each member would need its own)"
+    return None
+
+
+def check_max_members(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError("fuse.max_members", value, "a whole number >= 1 of runs to train as one model")
+    return value
+
+
+def fusion_groups(cfgs: list[DictConfig], max_members: int) -> tuple[list[list[int]], dict[int, str]]:
+    """The jobs (indices) that train together, in groups of at most ``max_members`` in the order given, and
+    {job: why it runs alone} for those that cannot be fused (a group of one has no reason: nothing to share)."""
+    check_max_members(max_members)
+    alone, by_setting = {}, {}
+    for i, cfg in enumerate(cfgs):
+        reason = why_alone(cfg)
+        if reason:
+            alone[i] = reason
+        else:
+            by_setting.setdefault(shared_setting(cfg), []).append(i)
+    groups = [[i] for i in alone]
+    for members in by_setting.values():
+        groups += [members[j:j + max_members] for j in range(0, len(members), max_members)]
+    return sorted(groups), alone
+
+
+# each member's log lines go to its own train.log (lines of the whole group go to every member's)
+_current = contextvars.ContextVar("fused_member", default=None)
+
+
+class _MemberFilter(logging.Filter):
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _current.get() in (None, self.index)
+
+
+@contextlib.contextmanager
+def speaking_for(index: int):
+    token = _current.set(index)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+@dataclass
+class Member:
+    index: int
+    run: Started
+    rng: MemberRNG
+    meter: Meter | None = None
+    first_bad: torch.Tensor | None = None
+    failed: str | None = None  # the error line of a member that stopped (diverged)
+    stepped: bool = False  # the group took a step (a memory error after it is not a group too large)
+    slot: int = 0  # its place in the fused model (its block of channels)
+    names: dict[int, str] = field(default_factory=dict)  # id(param) -> name, the member optimizer's parameters
+
+
+def _member_state(member: Member, fused_optimizer, fused_params, k: int) -> dict[str, Any]:
+    """The member's checkpoint, exactly a solo run's: its weights (copies, not views of the group's), its
+    optimizer with its slice of the momentum buffers, its random state."""
+    parts, i = member.run.parts, member.slot
+    for group in parts.optimizer.param_groups:
+        for p in group["params"]:
+            fused = fused_params[member.names[id(p)]]
+            buffer = fused_optimizer.state.get(fused, {}).get("momentum_buffer")
+            if buffer is not None:
+                parts.optimizer.state[p] = {"momentum_buffer": buffer.view(k, *p.shape)[i].clone()}
+    with member.rng.active():
+        state = checkpoint_state(parts, member.run.position)
+    state["model"] = {name: value.clone() for name, value in state["model"].items()}
+    return state
+
+
+def _fused_optimizer(members: list[Member], fused_params: dict[str, torch.nn.Parameter]):
+    """One optimizer of the members' class and options over the fused weights, its momentum buffers the members'
+    (a resumed group's), stacked."""
+    first = members[0].run.parts.optimizer
+    groups = [{**{k: v for k, v in g.items() if k != "params"},
+               "params": [fused_params[members[0].names[id(p)]] for p in g["params"]]} for g in first.param_groups]
+    optimizer = type(first)(groups, **first.defaults)
+    for g_index, group in enumerate(first.param_groups):
+        for p_index, _ in enumerate(group["params"]):
+            buffers = [m.run.parts.optimizer.state.get(m.run.parts.optimizer.param_groups[g_index]["params"][p_index],
+                                                       {}).get("momentum_buffer") for m in members]
+            if all(b is not None for b in buffers):
+                fused = optimizer.param_groups[g_index]["params"][p_index]
+                optimizer.state[fused] = {"momentum_buffer": torch.cat([b.reshape(-1) for b in buffers])
+                                          .view_as(fused).clone()}
+    return optimizer
+
+
+def fit_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: list[dict] | None = None) -> list[dict | str]:
+    """Train the runs ``cfgs`` (one group: ``fusion_groups``) as one fused model; each writes ``run_dirs[i]`` as
+    its solo run would. Returns each member's results, or its error line if it stopped (diverged)."""
+    run_dirs = [Path(d) for d in run_dirs]
+    choices = choices or [{} for _ in cfgs]
+    groups, alone = fusion_groups(cfgs, len(cfgs))
+    if len(groups) != 1:
+        why = "; ".join(f"run {i}: {r}" for i, r in alone.items()) or "their settings differ beyond MEMBER_KEYS"
+        raise ConfigError("fuse", [str(d) for d in run_dirs], f"these runs cannot train as one model ({why})")
+    info, device = distributed.setup(cfgs[0].trainer.device)
+    if info.enabled:
+        raise ConfigError("hydra/launcher", "fused", "fused members train in one process: run it without torchrun")
+    handlers, level = [], log.level
+    if not log.isEnabledFor(logging.INFO):  # each member's train.log gets what a solo run's gets
+        log.setLevel(logging.INFO)
+    for i, run_dir in enumerate(run_dirs):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        recover_group_commit(run_dir)
+        handler = logging.FileHandler(run_dir / "train.log")
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        handler.addFilter(_MemberFilter(i))
+        log.addHandler(handler)
+        handlers.append(handler)
+    try:
+        return _fit_group(cfgs, run_dirs, choices, info, device)
+    finally:
+        log.setLevel(level)
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
+
+
+class GroupTooLarge(Exception):
+    """The group's first step did not fit in the device's memory."""
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, torch.cuda.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err)))
+
+
+def _fit_group(cfgs, run_dirs, choices, info, device, indices=None) -> list[dict | str]:
+    indices = list(range(len(cfgs))) if indices is None else indices
+    results: dict[int, dict | str] = {}
+    members: list[Member] = []
+    for i in indices:
+        rng = MemberRNG(device)
+        with rng.active(), speaking_for(i):  # the defaults it seeds and restores become the member's own
+            started = start_run(cfgs[i], run_dirs[i], choices[i], info, device)
+        if isinstance(started, Started):
+            members.append(Member(i, started, rng, names={id(p): n for n, p in started.parts.model.named_parameters()}))
+        else:
+            results[i] = started  # already finished
+    by_position: dict[tuple[int, int], list[Member]] = {}
+    for m in members:  # a group killed mid-commit is whole again; members resumed apart may stand elsewhere
+        by_position.setdefault((m.run.position.epoch, m.run.position.step), []).append(m)
+    for group in by_position.values():
+        try:
+            results.update(_train_members(group, device))
+        except GroupTooLarge:  # nothing was recorded yet: start each half again, from its start
+            fresh = (group[0].run.position.epoch, group[0].run.position.step) == (0, 0)
+            for m in group:
+                if fresh:
+                    shutil.rmtree(m.run.run_dir / "tb", ignore_errors=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = (len(group) + 1) // 2
+            log.info("%d members do not fit in %s's memory together: split into %d and %d", len(group), device,
+                     half, len(group) - half)
+            for part in (group[:half], group[half:]):
+                results.update(_fit_group(cfgs, run_dirs, choices, info, device, [m.index for m in part]))
+    return [results[i] for i in indices] if indices == list(range(len(cfgs))) else results
+
+
+def _train_members(members: list[Member], device: torch.device) -> dict[int, dict | str]:
+    k = len(members)
+    names = [str(m.run.run_dir) for m in members]
+    for slot, m in enumerate(members):
+        m.slot = slot
+    for m in members:
+        m.run.record.update({"fused_with": [n for n in names if n != str(m.run.run_dir)], "fused_group_size": k})
+    fused = fuse_models([m.run.parts.model for m in members], [m.rng for m in members])
+    fused_params = share_with_members(fused, [m.run.parts.model for m in members])
+    optimizer = _fused_optimizer(members, fused_params)
+    commit = GroupCommit([m.run.run_dir for m in members])
+    for m in members:
+        m.run.recorder.files = commit
+    first = members[0].run
+    epochs = first.cfg.trainer.epochs
+    log.info("%s | %s (%s parameters each) | %d members trained as one model: %s | %d epochs on %s",
+             first.parts.data.name, first.parts.model.arch_name, f"{first.record['num_params']:,}", k,
+             ", ".join(str(m.run.parts.regularizer).split("(")[0] + f" seed {m.run.cfg.seed}" for m in members),
+             epochs, device)
+    stop = StopRequest().install()
+    try:
+        _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs)
+    except BaseException as err:
+        if k > 1 and not members[0].stepped and _out_of_memory(err):
+            for m in members:
+                m.run.recorder.loggers = []  # they start again with the split groups
+            raise GroupTooLarge() from err
+        raise
+    finally:
+        stop.restore()
+        for m in members:
+            m.run.recorder.close()
+    out = {}
+    for m in members:
+        if m.run.recorder.record[R.STATUS] == R.INTERRUPTED:
+            with speaking_for(m.index):
+                log.info("stopped by %s at epoch %d, step %d; checkpoint written to %s: run again with "
+                         "trainer.resume=true to continue", stop.name, m.run.position.epoch + 1, m.run.position.step,
+                         m.run.run_dir / "last.pt")
+        out[m.index] = m.failed or m.run.recorder.record
+    return out
+
+
+def _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs) -> None:
+    k = len(members)
+    position0 = members[0].run.position
+    wall_before = position0.history[-1][R.WALL_TIME] if position0.history else 0.0
+    started, cold = time.perf_counter(), True
+    while position0.epoch < epochs:
+        epoch, start_step = position0.epoch, position0.step
+        lrs, snapshots = [], []
+        for m in members:
+            parts = m.run.parts
+            parts.data.train.set_epoch(epoch, start_step)
+            if hasattr(parts.regularizer, "set_progress"):
+                parts.regularizer.set_progress(epoch / max(epochs - 1, 1))
+            lrs.append(parts.optimizer.param_groups[0]["lr"])
+            snapshots.append(m.run.recorder.snapshot())
+        for fused_group, member_group in zip(optimizer.param_groups, members[0].run.parts.optimizer.param_groups):
+            fused_group["lr"] = member_group["lr"]  # the members' schedulers (the same) set the group's lr
+        train = _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapshots)
+        if train.get("interrupted"):
+            for m in (m for m in members if not m.failed):
+                m.run.position.step, m.run.position.meter = train["step"], m.meter
+                with speaking_for(m.index):
+                    m.run.recorder.stopped(R.INTERRUPTED, m.run.position.history,
+                                           state=_member_state(m, optimizer, fused_params, k))
+            commit.commit()
+            return
+        for i, m in enumerate(members):
+            if m.failed:
+                continue
+            parts = m.run.parts
+            val = evaluate(parts.model, parts.data.val, parts.options)
+            with warnings.catch_warnings():  # the member's own optimizer never steps: the fused one does
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                parts.scheduler.step()
+            images_s = m.run.recorder.log_images(epoch, snapshots[i], parts.model, last_epoch=epoch + 1 == epochs)
+            entry = {R.EPOCH: epoch + 1, R.LR: lrs[i], R.TRAIN_LOSS: train["metrics"][i]["loss"],
+                     R.TRAIN_TOP1: train["metrics"][i]["top1_err"], R.VAL_LOSS: val["loss"],
+                     R.VAL_TOP1: val["top1_err"], R.VAL_TOP5: val["top5_err"], R.VAL_COUNT: val["count"],
+                     R.IMAGES_PER_S: train["images_per_s"], R.COLD_START: cold, R.TB_IMAGES_S: images_s,
+                     R.WALL_TIME: wall_before + time.perf_counter() - started}
+            entry.update({field: val[key] for key, field in R.LOCALIZATION.items() if key in val})
+            if parts.compiled:
+                counts = compiled_graphs()
+                entry.update({R.COMPILED_GRAPHS: counts["graphs"], R.GRAPH_BREAKS: counts["graph_breaks"]})
+            m.run.position.history.append(entry)
+            m.run.position.epoch, m.run.position.step, m.run.position.meter = epoch + 1, 0, None
+            with speaking_for(m.index):
+                m.run.recorder.epoch_done(entry, m.run.position.history,
+                                          _member_state(m, optimizer, fused_params, k), epochs)
+        for m in members:  # a failed member's position follows the group's, so the loop ends with it
+            m.run.position.epoch, m.run.position.step = epoch + 1, 0
+        commit.commit()
+        cold = False
+
+
+def _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapshots) -> dict:
+    """``trainer.train_one_epoch`` for the group: the members' batches and mixing under their own random
+    states, one fused forward and backward, one step of the fused optimizer."""
+    options = members[0].run.parts.options
+    fused.train()
+    for m in members:
+        m.meter = m.run.position.meter or Meter(options.device)
+        m.first_bad = torch.full((), -1, dtype=torch.long, device=options.device)
+        m.run.parts.model.train()
+    counts_before = [m.meter.count for m in members]
+    iterators = []
+    for m in members:
+        with m.rng.active():
+            iterators.append(iter(m.run.parts.data.train))
+    step, last_step = start_step, start_step + len(members[0].run.parts.data.train)
+    step_on_device = torch.full((), start_step, dtype=torch.long, device=options.device)
+    start = time.perf_counter()
+    while step < last_step:
+        options.step_begins()
+        batches = []
+        for m, it in zip(members, iterators):
+            with m.rng.active():
+                images, targets = next(it)
+                batches.append(m.run.parts.regularizer(images, targets))
+        with options.autocast():
+            logits = fused(options.layout(stack_members([b.inputs for b in batches])))
+        losses = []
+        for m, batch, member_out in zip(members, batches, member_logits(logits, len(members))):
+            po = m.run.parts.options
+            loss = loss_function(po.loss)(member_out.float(), batch, po.label_smoothing)
+            losses.append(loss)
+            m.meter.update(member_out, batch.targets_a, loss)
+            m.first_bad = torch.where((m.first_bad < 0) & ~torch.isfinite(loss), step_on_device, m.first_bad)
+        optimizer.zero_grad(set_to_none=True)
+        torch.stack(losses).sum().backward()
+        for batch, snapshot in zip(batches, snapshots):
+            if snapshot is not None and not snapshot.done:
+                snapshot.offer(batch)
+        optimizer.step()
+        members[0].stepped = True
+        step_on_device += 1
+        step += 1
+        if step % options.log_interval == 0:
+            _check_members(members, epoch)
+        if stop.requested:
+            _check_members(members, epoch)
+            return {"interrupted": True, "step": step}
+    _check_members(members, epoch)
+    if options.device.type == "cuda":
+        torch.cuda.synchronize(options.device)
+    seconds = time.perf_counter() - start
+    metrics = [m.meter.compute(distributed=False) for m in members]
+    images = members[0].meter.count - counts_before[0]
+    return {"metrics": metrics, "images_per_s": images / max(seconds, 1e-9)}
+
+
+def _check_members(members: list[Member], epoch: int) -> None:
+    """A member whose loss became NaN or infinite stops as its solo run would (``diverged``); the others go on."""
+    for m in members:
+        if m.failed or int(m.first_bad.item()) < 0:
+            continue
+        error = TrainingDiverged(f"loss became NaN or infinite at epoch {epoch + 1}, step {int(m.first_bad) + 1}")
+        with speaking_for(m.index):
+            m.failed = diverged(m.run, str(error))
+            log.error("%s", m.failed)
