@@ -20,7 +20,8 @@
      same device, and the GPU-hours of the paper's recipes projected from ResNet-50's measured GPU throughput;
   8. what the devkit's +1 pixel changes in VOC07 mAP, on synthetic VOC-sized detections;
   9, 10. extra augmentation and weight EMA costs;
-  11. the shapes of FMix's masks from the authors' spectrum and from the isotropic one.
+  11. the shapes of FMix's masks from the authors' spectrum and from the isotropic one;
+  12. fused members: k runs as one fused model against k solo runs (``bench_fused.py``).
 It writes ``results/bench/<date>_<device>.md`` (date, machine, versions) and appends GPU
 throughput to ``results/bench/throughput.json`` for the reproduce scripts' estimates.
 """
@@ -691,6 +692,10 @@ def write_report(out: Path, results: dict, stamp: str, device_name: str) -> Path
                            ("regions_pm", "connected regions (± s.e.)", "")]), "",
                   "`authors`: ecs-vlc/FMix's `make_low_freq_image` (its complex spectrum from the frequency grid's "
                   "first two rows: horizontal frequencies 0 and 1 only); `isotropic`: the paper's description.", ""]
+    if results.get("fused"):
+        from .bench_fused import report_lines
+
+        lines += report_lines(results["fused"])
     if results.get("ema"):
         lines += ["## 10. Weight EMA (`trainer.ema_decay`): one update per optimizer step", "",
                   *_table(results["ema"], [("model", "model", ""), ("device", "device", ""),
@@ -713,23 +718,38 @@ def record_throughput(out: Path, rows: list[dict], device_name: str, date: str) 
     path.write_text(json.dumps(entries, indent=2))
 
 
+def record_fused_throughput(out: Path, rows: list[dict], device_name: str, date: str) -> None:
+    """The fused groups' aggregate GPU rates, for ``reproduce --fuse``'s estimates."""
+    path = out / "throughput.json"
+    entries = json.loads(path.read_text()) if path.exists() else []
+    for row in rows:
+        if not row.get("out_of_memory") and row["members"] > 1:
+            entries.append({"model": row["model"], "data": "cifar", "device": device_name, "date": date,
+                            "images_per_s": row["aggregate_images_per_s"], "batch_size": row["batch_size"],
+                            "mode": row["mode"], "members": row["members"]})
+    path.write_text(json.dumps(entries, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cutmix_repro.bench",
                                      description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--out", default="results/bench")
-    parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled,decoding,transfer,augment,fmix")
+    parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled,decoding,transfer,augment,fmix,"
+                                          "fused")
     parser.add_argument("--modes", default="eager",
                         help="compile modes of the training benchmarks: eager and/or torch.compile modes "
                              "(default, reduce-overhead, ...), comma-separated")
     parser.add_argument("--cuda-models", default="pyramidnet200,resnet50", help="models of the CUDA benchmark")
+    parser.add_argument("--fused-devices", default="cpu,cuda", help="where the fused section measures")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     quick = args.quick
     results: dict = {"argv": sys.argv[1:] if argv is None else list(argv)}
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     has_cuda = torch.cuda.is_available()
-    device_name = torch.cuda.get_device_name(0) if has_cuda and parts & {"cuda", "decoding", "augment"} else "cpu"
+    device_name = torch.cuda.get_device_name(0) if has_cuda and parts & {"cuda", "decoding", "augment", "fused"} \
+        else "cpu"
     if "mixing" in parts:
         shapes = [(8, 3, 32, 32), (8, 3, 64, 64)] if quick else [(64, 3, 32, 32), (64, 3, 224, 224)]
         seconds = 0.01 if quick else 1.0
@@ -803,6 +823,19 @@ def main(argv: list[str] | None = None) -> int:
             results["ema"] += bench_ema(ema_models, 0.05 if quick else 1.0, "cuda")
     if "fmix" in parts:
         results["fmix"] = bench_fmix_masks(20 if quick else 400)
+    if "fused" in parts:
+        from .bench_fused import CPU_CASES, CUDA_CASES, bench_fused
+
+        cpu_cases = [("resnet8", "cifar_resnet", {"depth": 8, "bottleneck": False})] if quick else CPU_CASES
+        results["fused"] = []
+        if "cpu" in args.fused_devices.split(","):
+            results["fused"] += bench_fused(cpu_cases, (1, 2) if quick else (1, 2, 4, 8), 8 if quick else 64,
+                                            1 if quick else 4, "cpu", 0.01 if quick else 2.0)
+        if has_cuda and "cuda" in args.fused_devices.split(","):
+            cuda_rows = bench_fused(CUDA_CASES, (1, 2) if quick else (1, 2, 4, 8), 8 if quick else 64,
+                                    2 if quick else 10, "cuda", 0.05 if quick else 3.0)
+            results["fused"] += cuda_rows
+            record_fused_throughput(Path(args.out), cuda_rows, device_name, stamp[:10])
     path = write_report(Path(args.out), results, stamp, device_name)
     print(path.read_text())
     print(f"written to {path}")

@@ -9,8 +9,9 @@ run (``trainer.epochs=2`` for a smoke pass, ``hydra/launcher=slurm`` for one SLU
 
     python -m cutmix_repro.reproduce table5 [--dry-run] [--runs-dir runs] [--out runs/report] [OVERRIDES...]
 
-``--dry-run`` prints each launch as a command to paste (under a comment naming its row); each launch's
-runs go to ``RUNS_DIR/NAME/<its overrides>`` (``runs/table6/cifar100_pyramidnet110,regularizer=cutmix``).
+``--dry-run`` prints each launch as a command to paste (under a comment naming its row); ``--fuse`` trains each
+launch's runs (a row's seeds) as fused groups (``hydra/launcher=fused``); each launch's runs go to
+``RUNS_DIR/NAME/<its overrides>`` (``runs/table6/cifar100_pyramidnet110,regularizer=cutmix``).
 
 Tables 11 and 12 measure trained models: ``reproduce table11`` (Table 3's ResNet-50s) and ``reproduce
 table12`` (Table 5's PyramidNet-200s) run ``python -m cutmix_repro.evaluate`` on the finished runs of
@@ -72,26 +73,33 @@ def expand(overrides: list[str]) -> tuple[int, list[str]]:
     return count, first
 
 
-def measured_throughput(model: str, dataset: str, path: Path = THROUGHPUT_FILE) -> dict | None:
+def measured_throughput(model: str, dataset: str, path: Path | None = None, members: int = 1) -> dict | None:
     """The fastest GPU measurement of ``model`` on images of ``dataset``'s size (any compile mode: the
-    estimate assumes the run uses the best one the bench found)."""
+    estimate assumes the run uses the best one the bench found). With ``members`` > 1 (fused runs): the fastest
+    aggregate rate of a fused group of at most that many members, else the solo rate."""
+    path = THROUGHPUT_FILE if path is None else path
     if not path.exists():
         return None
     kind = "cifar" if dataset in ("cifar10", "cifar100", "digits", "synthetic") else "imagenet"  # 32² or 224²
     found = [entry for entry in json.loads(path.read_text())
              if entry.get("model") == model and entry.get("data") == kind and entry.get("device", "cpu") != "cpu"]
-    return max(found, key=lambda entry: entry["images_per_s"], default=None)
+    fused = [e for e in found if 1 < e.get("members", 1) <= members]
+    solo = [e for e in found if e.get("members", 1) == 1]
+    return max(fused or solo, key=lambda entry: entry["images_per_s"], default=None)
 
 
-def estimate(commands: list[list[str]]) -> tuple[int, float | None, list[str]]:
-    """(runs in all, GPU-hours or None where some model has no measured GPU throughput, notes)."""
+def estimate(commands: list[list[str]], fuse: bool = False) -> tuple[int, float | None, list[str]]:
+    """(runs in all, GPU-hours or None where some model has no measured GPU throughput, notes). With ``fuse``,
+    each launch's runs train as fused groups of up to ``fuse.max_members``: at a measured fused group's aggregate
+    rate where there is one, else (said so) at the solo rate."""
     total, hours, notes = 0, 0.0, set()
     for overrides in commands:
         count, first = expand(overrides)
         cfg = compose([o for o in first if not o.startswith("hydra")])
         total += count
         data, model = dataset_name(cfg), arch_name(cfg.model)
-        measured = measured_throughput(model, data)
+        group = min(count, int(cfg.fuse.max_members)) if fuse else 1
+        measured = measured_throughput(model, data, members=group)
         if measured is None:
             notes.add(f"no measured GPU throughput for {model} on {data} in {THROUGHPUT_FILE}")
             hours = None
@@ -99,8 +107,14 @@ def estimate(commands: list[list[str]]) -> tuple[int, float | None, list[str]]:
         if hours is not None:
             images = TRAIN_IMAGES.get(data, cfg.dataset.get("train_size", 0))
             hours += count * cfg.trainer.epochs * images / measured["images_per_s"] / 3600
-        mode = f"compile mode {measured['mode']}, " if measured.get("mode") else ""
-        notes.add(f"{model}: {measured['images_per_s']:.0f} img/s on {measured['device']} ({mode}{measured['date']})")
+        members = measured.get("members", 1)
+        mode = f"compile mode {measured['mode']}, " if measured.get("mode") and members == 1 else ""
+        kind = f"fused, {members} members, aggregate " if members > 1 else ""
+        notes.add(f"{model}: {kind}{measured['images_per_s']:.0f} img/s on {measured['device']} "
+                  f"({mode}{measured['date']})")
+        if fuse and group > 1 and members == 1:
+            notes.add(f"{model}: no fused rate measured for groups of {group}, the solo rate used "
+                      "(scripts/gpu_check.sh fused measures it)")
     return total, hours, sorted(notes)
 
 
@@ -146,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the training commands, run nothing")
     parser.add_argument("--runs-dir", default="runs", help="where the runs go (default: runs)")
     parser.add_argument("--out", default="runs/report", help="where the report goes (default: runs/report)")
+    parser.add_argument("--fuse", action="store_true", help="train each launch's runs as fused groups "
+                        "(hydra/launcher=fused) and estimate from a fused rate where one was measured")
     args, passed_on = parser.parse_known_intermixed_args(argv)
     if args.name not in NAMES:
         print(f"error: {args.name!r} is not a table or figure of the paper: choose one of "
@@ -161,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     if passed_on:
         print(f"error: {passed_on[0]!r} is not an option of python -m cutmix_repro.reproduce", file=sys.stderr)
         return 2
-    commands = commands_for(args.name, args.overrides, args.runs_dir)
-    total, hours, notes = estimate([overrides for _, overrides in commands])
+    commands = commands_for(args.name, [*args.overrides, *(["hydra/launcher=fused"] if args.fuse else [])],
+                            args.runs_dir)
+    total, hours, notes = estimate([overrides for _, overrides in commands], args.fuse)
     print(f"{args.name}: {len(commands)} settings, {total} runs in all")
     if hours is None:
         print("estimate: none — " + "; ".join(n for n in notes if n.startswith("no measured")))

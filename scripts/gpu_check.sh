@@ -17,6 +17,9 @@
 #   bash scripts/gpu_check.sh switches  # augment= on the GPU-resident CIFAR loader and the weight EMA
 #                                       # update on CUDA, then 2 compiled epochs with EMA, cosine,
 #                                       # TrivialAugment, erasing and the csv logger on               (~3 min)
+#   bash scripts/gpu_check.sh fused     # fused members: PyramidNet-200 k = 1, 2, 4, 8 as one model vs solo,
+#                                       # memory per member; then 4 runs through hydra/launcher=fused,
+#                                       # bf16, checked to finish as one group                          (~4 min)
 #   bash scripts/gpu_check.sh all       # all of the above in turn (no per-call time limit)
 #
 # Every part is rerunnable (the training run overwrites its own folder). Inductor's cache lives in
@@ -31,8 +34,8 @@ PART=${1:-all}
 OUT=${2:-${OUT:-results/bench}}
 LIMIT=${GPU_CHECK_LIMIT:-480}
 case "$PART" in
-    setup|eager|compiled|graphs|decode|train|switches|all) ;;
-    *) echo "error: part '$PART' is not one of setup, eager, compiled, graphs, decode, train, switches, all" >&2
+    setup|eager|compiled|graphs|decode|train|switches|fused|all) ;;
+    *) echo "error: part '$PART' is not one of setup, eager, compiled, graphs, decode, train, switches, fused, all" >&2
        exit 2 ;;
 esac
 mkdir -p "$OUT" .cache/inductor
@@ -131,8 +134,24 @@ print(f"gpu check training run on {r['machine'].get('gpu')}: steady {r['steady_i
 PY
 }
 
+part_fused() {  # what fusion buys on this GPU, then the launcher end to end
+    bench --only fused --fused-devices cuda
+    timeout "$LIMIT" python3 -m cutmix_repro.train -m dataset=synthetic dataset.train_size=4096 dataset.test_size=1000 \
+        dataset.num_classes=100 model=pyramidnet110 regularizer=baseline,cutmix,mixup,cutout trainer.epochs=2 \
+        trainer.batch_size=64 trainer.device=cuda trainer.amp=bf16 trainer.progress=false trainer.overwrite=true \
+        hydra/launcher=fused hydra.sweep.dir="$OUT/gpu_check_fused"
+    python3 - "$OUT/gpu_check_fused" <<'PY'
+import json, pathlib, sys
+runs = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*/results.json"))]
+assert len(runs) == 4 and all(r["status"] == "finished" and r["fused_group_size"] == 4 for r in runs), runs
+ips = runs[0]["history"][1]["images_per_s"]
+print(f"fused launcher on {runs[0]['machine'].get('gpu')}: 4 members of PyramidNet-110, epoch 2 "
+      f"{ips:.0f} img/s per member, {4 * ips:.0f} img/s in all")
+PY
+}
+
 if [ "$PART" = all ]; then
-    for p in setup eager compiled graphs decode train switches; do echo "== $p"; "part_$p"; done
+    for p in setup eager compiled graphs decode train switches fused; do echo "== $p"; "part_$p"; done
 else
     "part_$PART"
 fi

@@ -22,7 +22,8 @@ def test_bench_quick_writes_a_report_with_every_section(tmp_path, capsys):
                     "Eager vs compiled training step", "ImageNet decoding and augmentation",
                     "Table 10's transfer: detector training steps", "with and without the devkit's +1 pixel",
                     "Extra augmentation (`augment=`)", "Weight EMA (`trainer.ema_decay`)",
-                    "FMix's masks: the authors' spectrum vs the isotropic one"):
+                    "FMix's masks: the authors' spectrum vs the isotropic one",
+                    "Fused members: k runs as one model vs k runs one after another"):
         assert heading in text
     assert "torch" in text and "Machine" in text and text.startswith("# Benchmarks, 20")
     assert "ours / timm" in text and "speed-up" in text
@@ -61,15 +62,24 @@ def test_gpu_check_training_overrides_are_valid_config_keys():
     import shlex
 
     from cutmix_repro.config import compose, recipe_switches
+    from cutmix_repro.engine.fused import fusion_groups
 
     script = (ROOT / "scripts" / "gpu_check.sh").read_text().replace("\\\n", " ")
     runs = {}  # part name -> its training run's config
     for part in script.split("\npart_")[1:]:
+        name = part.split("(")[0]
         for line in (ln for ln in part.splitlines() if "-m cutmix_repro.train" in ln):
             args = shlex.split(line.split("-m cutmix_repro.train", 1)[1])
-            overrides = [a for a in args if "=" in a and not a.startswith("hydra.")]
-            assert {"trainer.compile=true", "trainer.amp=bf16"} <= set(overrides), part.split("(")[0]
-            runs[part.split("(")[0]] = compose(overrides)
+            overrides = [a for a in args if "=" in a and not a.startswith("hydra")]
+            if name == "fused":  # a multirun through the fused launcher: its jobs must form one group
+                assert "hydra/launcher=fused" in args and "trainer.amp=bf16" in overrides
+                sweep = [a for a in overrides if a.startswith("regularizer=")][0]
+                jobs = [compose([o if o != sweep else f"regularizer={r}" for o in overrides])
+                        for r in sweep.split("=")[1].split(",")]
+                assert fusion_groups(jobs, 8) == ([[0, 1, 2, 3]], {})
+                continue
+            assert {"trainer.compile=true", "trainer.amp=bf16"} <= set(overrides), name
+            runs[name] = compose(overrides)
     assert set(runs) == {"train", "switches"}
     assert runs["train"].trainer.compile and runs["train"].trainer.epochs >= 3  # steady state: epochs after the first
     assert recipe_switches(runs["train"]) == {}

@@ -11,6 +11,7 @@ is why the test trains at 0.01)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -361,3 +362,29 @@ def test_a_fused_job_killed_at_seeded_moments_and_resumed_ends_like_one_never_st
         assert_identical(sweep / name, reference / name)
         assert [s for s, _ in __import__("helpers").scalars(sweep / name, "val/top1_err")] == [1, 2, 3, 4]
         assert not list((sweep / name).glob("*.next")) and not list((sweep / name).glob(".*.tmp"))
+
+
+def test_reproduce_fuse_launches_through_the_fused_launcher_and_estimates_from_a_fused_rate(tmp_path, monkeypatch,
+                                                                                            capsys):
+    from cutmix_repro import reproduce
+
+    path = tmp_path / "throughput.json"
+    path.write_text(json.dumps([
+        {"model": "pyramidnet200", "data": "cifar", "device": "NVIDIA H200", "date": "2026-12-01",
+         "images_per_s": 1000.0, "mode": "eager"},
+        {"model": "pyramidnet200", "data": "cifar", "device": "NVIDIA H200", "date": "2026-12-03",
+         "images_per_s": 3000.0, "mode": "fused", "members": 2},
+        {"model": "pyramidnet200", "data": "cifar", "device": "NVIDIA H200", "date": "2026-12-03",
+         "images_per_s": 6000.0, "mode": "fused", "members": 8}]))
+    monkeypatch.setattr(reproduce, "THROUGHPUT_FILE", path)
+    assert reproduce.main(["table5", "--fuse", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    commands = [line for line in out.splitlines() if "cutmix_repro.train" in line]
+    assert len(commands) == 15 and all("hydra/launcher=fused" in c for c in commands)
+    # a row's three seeds fuse as a group of 3: the measured group of 2 (not 8) is the rate that applies
+    assert "fused, 2 members, aggregate 3000 img/s" in out
+    hours = 45 * 300 * 50_000 / 3000 / 3600
+    assert f"estimate: {hours:.1f} GPU-hours" in out
+    assert reproduce.main(["table5", "--dry-run"]) == 0
+    solo = capsys.readouterr().out
+    assert "hydra/launcher=fused" not in solo and f"estimate: {45 * 300 * 50_000 / 1000 / 3600:.1f} GPU-hours" in solo

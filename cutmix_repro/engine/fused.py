@@ -379,21 +379,13 @@ def _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapsho
             with m.rng.active():
                 images, targets = next(it)
                 batches.append(m.run.parts.regularizer(images, targets))
-        with options.autocast():
-            logits = fused(options.layout(stack_members([b.inputs for b in batches])))
-        losses = []
-        for m, batch, member_out in zip(members, batches, member_logits(logits, len(members))):
-            po = m.run.parts.options
-            loss = loss_function(po.loss)(member_out.float(), batch, po.label_smoothing)
-            losses.append(loss)
+        outs, losses = fused_step(fused, optimizer, batches, options,
+                                  [(m.run.parts.options.loss, m.run.parts.options.label_smoothing) for m in members])
+        for m, batch, member_out, loss, snapshot in zip(members, batches, outs, losses, snapshots):
             m.meter.update(member_out, batch.targets_a, loss)
             m.first_bad = torch.where((m.first_bad < 0) & ~torch.isfinite(loss), step_on_device, m.first_bad)
-        optimizer.zero_grad(set_to_none=True)
-        torch.stack(losses).sum().backward()
-        for batch, snapshot in zip(batches, snapshots):
             if snapshot is not None and not snapshot.done:
                 snapshot.offer(batch)
-        optimizer.step()
         members[0].stepped = True
         step_on_device += 1
         step += 1
@@ -409,6 +401,21 @@ def _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapsho
     metrics = [m.meter.compute(distributed=False) for m in members]
     images = members[0].meter.count - counts_before[0]
     return {"metrics": metrics, "images_per_s": images / max(seconds, 1e-9)}
+
+
+def fused_step(fused, optimizer, batches: list, options, losses: list[tuple[str, float]]):
+    """One training step of a fused group on the members' mixed batches: one forward pass, each member's loss
+    (``losses``: its loss name and label smoothing) on its own logits, one backward pass of their sum (each
+    member's weights get its own loss's gradient), one optimizer step. Returns (logits, losses) per member."""
+    with options.autocast():
+        logits = fused(options.layout(stack_members([b.inputs for b in batches])))
+    outs = member_logits(logits, len(batches))
+    values = [loss_function(name)(out.float(), batch, smoothing) for (name, smoothing), out, batch
+              in zip(losses, outs, batches)]
+    optimizer.zero_grad(set_to_none=True)
+    torch.stack(values).sum().backward()
+    optimizer.step()
+    return outs, values
 
 
 def _check_members(members: list[Member], epoch: int) -> None:
