@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@# OpenCV's contrib build replaces the plain one (both install the same cv2 package): drop an older plain one
+	$(PY) -m pip uninstall --quiet --yes opencv-python-headless opencv-python > /dev/null 2>&1 || true
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

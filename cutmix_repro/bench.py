@@ -21,7 +21,8 @@
   8. what the devkit's +1 pixel changes in VOC07 mAP, on synthetic VOC-sized detections;
   9, 10. extra augmentation and weight EMA costs;
   11. the shapes of FMix's masks from the authors' spectrum and from the isotropic one;
-  12. fused members: k runs as one fused model against k solo runs (``bench_fused.py``).
+  12. fused members: k runs as one fused model against k solo runs (``bench_fused.py``);
+  13. how often SaliencyMix's saliency peak lands on the object, for each saliency input (``bench_saliency.py``).
 It writes ``results/bench/<date>_<device>.md`` (date, machine, versions) and appends GPU
 throughput to ``results/bench/throughput.json`` for the reproduce scripts' estimates.
 """
@@ -692,6 +693,10 @@ def write_report(out: Path, results: dict, stamp: str, device_name: str) -> Path
                            ("regions_pm", "connected regions (± s.e.)", "")]), "",
                   "`authors`: ecs-vlc/FMix's `make_low_freq_image` (its complex spectrum from the frequency grid's "
                   "first two rows: horizontal frequencies 0 and 1 only); `isotropic`: the paper's description.", ""]
+    if results.get("saliency"):
+        from .bench_saliency import report_lines as saliency_lines
+
+        lines += saliency_lines(results["saliency"])
     if results.get("fused"):
         from .bench_fused import report_lines
 
@@ -736,12 +741,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--out", default="results/bench")
     parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled,decoding,transfer,augment,fmix,"
-                                          "fused")
+                                          "fused,saliency")
     parser.add_argument("--modes", default="eager",
                         help="compile modes of the training benchmarks: eager and/or torch.compile modes "
                              "(default, reduce-overhead, ...), comma-separated")
     parser.add_argument("--cuda-models", default="pyramidnet200,resnet50", help="models of the CUDA benchmark")
     parser.add_argument("--fused-devices", default="cpu,cuda", help="where the fused section measures")
+    parser.add_argument("--saliency-cub", default=None, help="a CUB-200-2011 folder for the saliency section")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     quick = args.quick
@@ -823,6 +829,10 @@ def main(argv: list[str] | None = None) -> int:
             results["ema"] += bench_ema(ema_models, 0.05 if quick else 1.0, "cuda")
     if "fmix" in parts:
         results["fmix"] = bench_fmix_masks(20 if quick else 400)
+    if "saliency" in parts:
+        from .bench_saliency import bench_saliency
+
+        results["saliency"] = bench_saliency(20 if quick else 200, args.saliency_cub)
     if "fused" in parts:
         from .bench_fused import CPU_CASES, CUDA_CASES, bench_fused
 

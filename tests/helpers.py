@@ -33,6 +33,18 @@ def needs(module: str, package: str | None = None):
         pytest.skip(message, allow_module_level=True)
 
 
+def needs_opencv_saliency():
+    """OpenCV with its contrib saliency module (``opencv-contrib-python-headless``, in the dev extra), by ``needs``'
+    rule: without it the test skips, or fails under ``make test``."""
+    cv2 = needs("cv2", "opencv-contrib-python-headless")
+    if not hasattr(cv2, "saliency"):
+        message = f"needs opencv-contrib-python-headless (OpenCV's saliency module) from the dev extra ({DEV_EXTRA})"
+        if os.environ.get("CUTMIX_REQUIRE_EXTRAS") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return cv2
+
+
 TINY_MODEL = ["model=cifar_resnet", "model.depth=8", "model.bottleneck=false"]
 FAST = ["trainer.progress=false", "trainer.device=cpu"]
 # a transfer detection run small enough for the CPU (tiny images, few RoIs and proposals, the short recipe)

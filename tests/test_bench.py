@@ -23,7 +23,8 @@ def test_bench_quick_writes_a_report_with_every_section(tmp_path, capsys):
                     "Table 10's transfer: detector training steps", "with and without the devkit's +1 pixel",
                     "Extra augmentation (`augment=`)", "Weight EMA (`trainer.ema_decay`)",
                     "FMix's masks: the authors' spectrum vs the isotropic one",
-                    "Fused members: k runs as one model vs k runs one after another"):
+                    "Fused members: k runs as one model vs k runs one after another",
+                    "SaliencyMix: how often the saliency peak lands on the object"):
         assert heading in text
     assert "torch" in text and "Machine" in text and text.startswith("# Benchmarks, 20")
     assert "ours / timm" in text and "speed-up" in text

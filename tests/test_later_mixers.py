@@ -4,12 +4,13 @@ the partner's saliency peak; each in batch and per-sample modes, and each traini
 label smoothing."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import TINY_MODEL, fit_run, needs
+from helpers import TINY_MODEL, fit_run, needs, needs_opencv_saliency
 
 from cutmix_repro.errors import ConfigError
 from cutmix_repro.regularizers import FMix, ResizeMix, SaliencyMix
@@ -216,18 +217,80 @@ def test_saliencymix_box_corners_are_the_authors_clip_of_a_box_around_the_peak()
                                                          max(29 - cut_w // 2, 0), min(29 + cut_w // 2, 32))
 
 
-def test_saliencymix_uses_opencvs_fine_grained_saliency_when_installed():
-    cv2 = needs("cv2", "opencv-contrib-python-headless")
-    if not hasattr(cv2, "saliency"):
+def test_saliencymix_without_opencvs_saliency_module_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if OpenCV (or its contrib build) were not installed
+    for saliency_input in ("authors", "pixels"):
         with pytest.raises(ConfigError, match="opencv-contrib-python-headless"):
-            SaliencyMix()(torch.rand(2, 3, 16, 16), torch.arange(2))
-        return
-    from cutmix_repro.regularizers.saliencymix import opencv_fine_grained
+            SaliencyMix(saliency_input=saliency_input)(torch.rand(2, 3, 16, 16), torch.arange(2))
+    with pytest.raises(ConfigError, match="saliency_input='raw' is invalid: authors .* or pixels"):
+        SaliencyMix(saliency_input="raw")
 
-    image = torch.zeros(3, 32, 32)
-    image[:, 20:24, 6:10] = 1.0  # one bright square on black: the salient place
-    row, col = np.unravel_index(np.argmax(opencv_fine_grained(image)), (32, 32))
-    assert 17 <= row <= 26 and 3 <= col <= 12
+
+def restated_saliency_bbox(img: torch.Tensor, lam: float):
+    """The authors' ``saliency_bbox`` (afm-shahab-uddin/SaliencyMix, SaliencyMix_CIFAR/saliencymix.py), restated:
+    its W is the rows, its H the columns, its x the peak's row."""
+    import cv2
+
+    size = img.size()
+    W, H = size[1], size[2]
+    cut_rat = np.sqrt(1.0 - lam)
+    cut_w, cut_h = int(W * cut_rat), int(H * cut_rat)
+    temp_img = img.cpu().numpy().transpose(1, 2, 0)
+    saliency = cv2.saliency.StaticSaliencyFineGrained_create()
+    (success, saliency_map) = saliency.computeSaliency(temp_img)
+    saliency_map = (saliency_map * 255).astype("uint8")
+    x, y = np.unravel_index(np.argmax(saliency_map, axis=None), saliency_map.shape)
+    return (np.clip(x - cut_w // 2, 0, W), np.clip(y - cut_h // 2, 0, H), np.clip(x + cut_w // 2, 0, W),
+            np.clip(y + cut_h // 2, 0, H))
+
+
+def normalised_batch(n: int, size=(32, 32), seed: int = 0) -> torch.Tensor:
+    """CIFAR-like images normalised as the authors' CIFAR code: blobs on flat backgrounds and smooth noise."""
+    from cutmix_repro.bench_saliency import AUTHORS_CIFAR_MEAN, AUTHORS_CIFAR_STD, blob_images, smooth_images
+
+    pixels = torch.cat([blob_images(n // 2, size[0], seed)[0], smooth_images(n - n // 2, size[0], seed)])
+    pixels = F.interpolate(pixels.float(), size=size, mode="bilinear").round()
+    return (pixels / 255 - AUTHORS_CIFAR_MEAN) / AUTHORS_CIFAR_STD
+
+
+@pytest.mark.parametrize("size", [(32, 32), (24, 40)])
+def test_saliencymix_authors_box_equals_their_saliency_bbox_with_opencvs_detector(size):
+    needs_opencv_saliency()
+    import cv2
+
+    from cutmix_repro.regularizers.saliencymix import authors_saliency
+
+    images = normalised_batch(24, size)
+    mixer = SaliencyMix()  # saliency_input=authors, the default
+    assert mixer.saliency_input == "authors"
+    _, float_map = cv2.saliency.StaticSaliencyFineGrained_create().computeSaliency(images[0].numpy().transpose(1, 2, 0))
+    quantised = authors_saliency(images[0])  # their map: × 255, truncated to uint8, before the first maximum
+    assert quantised.dtype == np.uint8 and np.array_equal(quantised, (float_map * 255).astype("uint8"))
+    for image in images:
+        for lam in (0.1, 0.45, 0.8):
+            bbx1, bby1, bbx2, bby2 = restated_saliency_bbox(image, lam)
+            assert mixer.box(image, lam) == (bbx1, bbx2, bby1, bby2)
+    # through the mixer: the first partner's box for the whole batch, λ from the pasted area
+    torch.manual_seed(3)
+    out = mixer(images.clone(), torch.arange(len(images)))
+    torch.manual_seed(3)
+    lam, perm = float(mixer.beta()), torch.randperm(len(images))
+    bbx1, bby1, bbx2, bby2 = restated_saliency_bbox(images[perm[0]], lam)
+    expected = images.clone()
+    expected[:, :, bbx1:bbx2, bby1:bby2] = images[perm, :, bbx1:bbx2, bby1:bby2]
+    assert torch.equal(out.inputs, expected) and torch.equal(out.targets_b, perm)
+    assert out.lam == pytest.approx(1 - (bbx2 - bbx1) * (bby2 - bby1) / (size[0] * size[1]))
+
+
+def test_saliencymix_pixels_peak_lands_on_the_object_far_more_often_than_chance():
+    """With OpenCV's real detector on constructed single-blob images: the 8-bit input finds the blob far more
+    often than a random pixel, and (the issue's measurement) far more often than the authors' input does."""
+    needs_opencv_saliency()
+    from cutmix_repro.bench_saliency import bench_saliency
+
+    result = bench_saliency(100)
+    rate = {row["input"]: row["rate"] for row in result["blobs"]}
+    assert rate["pixels"] >= 3 * max(rate["random"], 0.03) and rate["pixels"] >= 2 * rate["authors"], rate
 
 
 # through the trainer ---------------------------------------------------------------------------------------
@@ -274,5 +337,31 @@ def test_the_beyond_mixers_table_sets_ours_beside_table5_and_says_where_no_numbe
     assert "FMix (Harris et al., 2020): none recorded here" in text and "not comparable" in text
     assert main(["beyond_mixers", "--dry-run"]) == 0
     commands = [line for line in capsys.readouterr().out.splitlines() if "cutmix_repro.train" in line]
-    assert len(commands) == 7 and all("+experiment=cifar100_pyramidnet" in c and "seed=0,1,2" in c for c in commands)
-    assert sum(f"regularizer={m} " in c for c in commands for m in ("resizemix", "fmix", "saliencymix")) == 3
+    assert len(commands) == 8 and all("+experiment=cifar100_pyramidnet" in c and "seed=0,1,2" in c for c in commands)
+    assert sum(f"regularizer={m} " in c for c in commands for m in ("resizemix", "fmix", "saliencymix")) == 4
+    # SaliencyMix twice: the authors' saliency input (the default) and 8-bit pixels, to ask if saliency helps
+    assert sum("regularizer.saliency_input=pixels" in c for c in commands) == 1
+    labels = [row["label"] for row in table["rows"]]
+    assert "SaliencyMix (authors' code)" in labels and "SaliencyMix (8-bit saliency)" in labels
+
+
+def test_the_saliency_measurement_reads_cub_images_with_their_boxes(tmp_path):
+    """``bench --saliency-cub ROOT``: CUB-format test images (written here with a bright bird-sized disc in each
+    box on a dark noisy ground) are scored by whether the peak falls inside the box."""
+    needs_opencv_saliency()
+    from fakedata import write_cub
+    from PIL import Image, ImageDraw
+
+    from cutmix_repro.bench_saliency import cub_hits
+    from cutmix_repro.data.wsol import read_cub
+
+    root = write_cub(tmp_path)
+    rng = np.random.default_rng(0)
+    for path, _, box, (width, height) in read_cub(root)[2]:
+        x1, y1, x2, y2 = box[0].tolist()
+        image = Image.fromarray(rng.integers(0, 40, (height, width, 3), dtype=np.uint8))
+        ImageDraw.Draw(image).ellipse([x1 + 1, y1 + 1, x2 - 2, y2 - 2], fill=(230, 210, 90))
+        image.save(path)
+    rows = {row["input"]: row for row in cub_hits(str(root))}
+    assert rows["pixels"]["images"] == 6 and rows["pixels"]["on_object"] >= 5
+    assert set(rows) == {"authors", "pixels", "random"}

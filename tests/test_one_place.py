@@ -156,7 +156,8 @@ def test_every_test_that_needs_a_dev_extra_package_goes_through_needs():
                 broken.append(f"{path.name}:{call.lineno}: importorskip (use helpers.needs)")
 
         def calls_needs(nodes) -> bool:
-            return any(isinstance(c, ast.Call) and getattr(c.func, "id", None) == "needs" for c in nodes)
+            return any(isinstance(c, ast.Call) and getattr(c.func, "id", None) in ("needs", "needs_opencv_saliency")
+                       for c in nodes)
 
         module_needs = calls_needs(n for statement in tree.body if not isinstance(statement, ast.FunctionDef)
                                    for n in ast.walk(statement))
