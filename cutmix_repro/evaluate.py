@@ -72,7 +72,7 @@ def run_suites(model, data, suites: list[str], args, device: torch.device) -> di
     pixel = PixelModel(model, data.mean, data.std).to(device)
     results: dict[str, Any] = {}
     if "clean" in suites:
-        from .engine.trainer import StepOptions, evaluate
+        from .engine.step import StepOptions, evaluate
 
         clean = evaluate(model, data.val, StepOptions(device=device))
         results["clean"] = {k: clean[k] for k in ("top1_err", "top5_err", "count")}

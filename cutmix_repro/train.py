@@ -107,7 +107,7 @@ def _unknown_key(key: str, others: list[str], config_name: str = "train") -> str
 
 def check_fused_launch(argv: list[str]) -> str | None:
     """``hydra/launcher=fused``: one error line, before anything is written, for what it cannot do."""
-    from .engine.fused import check_max_members
+    from .engine.fused_groups import check_max_members
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return "error: hydra/launcher=fused trains its groups in one process: run it without torchrun"

@@ -63,7 +63,7 @@ def test_gpu_check_training_overrides_are_valid_config_keys():
     import shlex
 
     from cutmix_repro.config import compose, recipe_switches
-    from cutmix_repro.engine.fused import fusion_groups
+    from cutmix_repro.engine.fused_groups import fusion_groups
 
     script = (ROOT / "scripts" / "gpu_check.sh").read_text().replace("\\\n", " ")
     runs = {}  # part name -> its training run's config

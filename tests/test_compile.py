@@ -21,7 +21,8 @@ from torch._dynamo.utils import counters
 from cutmix_repro.engine import records as R
 from cutmix_repro.engine.compiled import GRAPHS_PER_MODULE, check_compile, compile_model, compiled_graphs
 from cutmix_repro.engine.optim import sgd
-from cutmix_repro.engine.trainer import StepOptions, _set_determinism, evaluate, train_one_epoch
+from cutmix_repro.engine.step import StepOptions, evaluate, train_one_epoch
+from cutmix_repro.engine.trainer import _set_determinism
 from cutmix_repro.errors import ConfigError
 from cutmix_repro.models import create_model
 from cutmix_repro.regularizers import (

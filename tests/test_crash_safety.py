@@ -14,9 +14,9 @@ import torch
 from fakedata import write_imagefolder
 from helpers import FAST, TINY_MODEL, fit_run, history_without_timing, results, scalars, train_main
 
-import cutmix_repro.engine.trainer as trainer_module
+import cutmix_repro.engine.step as step_module
 from cutmix_repro.engine.checkpoint import save_checkpoint
-from cutmix_repro.engine.trainer import TrainingDiverged
+from cutmix_repro.engine.step import TrainingDiverged
 
 ARGS = ["dataset=synthetic", "dataset.train_size=384", "dataset.test_size=64", "model=cifar_resnet",
         "model.depth=14", "model.bottleneck=false", "model.drop_path_rate=0.1", "regularizer=cutmix",
@@ -148,7 +148,7 @@ def test_checkpoint_from_another_model_or_dataset_names_the_mismatch(tmp_path, m
 
 
 def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real_loss = trainer_module.mixed_cross_entropy
+    real_loss = step_module.mixed_cross_entropy
     calls = {"n": 0}
 
     def poisoned(logits, batch, smoothing):
@@ -156,7 +156,7 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint
         loss = real_loss(logits, batch, smoothing)
         return loss * float("nan") if calls["n"] == 4 + 3 else loss  # epoch 2, step 3 (4 steps an epoch)
 
-    monkeypatch.setattr(trainer_module, "mixed_cross_entropy", poisoned)
+    monkeypatch.setattr(step_module, "mixed_cross_entropy", poisoned)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3.*last good checkpoint.*after epoch 1"):
         fit_run(["dataset=synthetic", "dataset.train_size=64", "dataset.test_size=16", *TINY_MODEL,
                  "trainer.epochs=3", "trainer.batch_size=16"], tmp_path)

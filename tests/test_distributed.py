@@ -8,7 +8,7 @@ import torch
 from helpers import FAST, results, train_main
 
 from cutmix_repro.config import build, compose
-from cutmix_repro.engine.trainer import StepOptions, evaluate
+from cutmix_repro.engine.step import StepOptions, evaluate
 from cutmix_repro.models import create_model
 
 DATA = ["dataset=synthetic", "dataset.train_size=64", "dataset.test_size=33", "model=cifar_resnet",

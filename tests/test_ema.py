@@ -10,7 +10,7 @@ from helpers import TINY_MODEL, fit_run
 from cutmix_repro.config import compose, recipe_switches
 from cutmix_repro.engine import records as R
 from cutmix_repro.engine.ema import WeightEMA
-from cutmix_repro.engine.trainer import StepOptions, evaluate, train_one_epoch
+from cutmix_repro.engine.step import StepOptions, evaluate, train_one_epoch
 from cutmix_repro.errors import ConfigError
 from cutmix_repro.models import create_model
 from cutmix_repro.regularizers import Baseline

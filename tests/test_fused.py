@@ -25,7 +25,8 @@ from helpers import FAST, history_without_timing, results, train_main
 
 from cutmix_repro.config import compose
 from cutmix_repro.engine import fusion
-from cutmix_repro.engine.fused import fit_fused, fusion_groups
+from cutmix_repro.engine.fused import fit_fused
+from cutmix_repro.engine.fused_groups import fusion_groups
 from cutmix_repro.engine.trainer import fit
 from cutmix_repro.errors import ConfigError
 

@@ -246,7 +246,7 @@ def restated_saliency_bbox(img: torch.Tensor, lam: float):
 
 def normalised_batch(n: int, size=(32, 32), seed: int = 0) -> torch.Tensor:
     """CIFAR-like images normalised as the authors' CIFAR code: blobs on flat backgrounds and smooth noise."""
-    from cutmix_repro.bench_saliency import AUTHORS_CIFAR_MEAN, AUTHORS_CIFAR_STD, blob_images, smooth_images
+    from cutmix_repro.bench.saliency import AUTHORS_CIFAR_MEAN, AUTHORS_CIFAR_STD, blob_images, smooth_images
 
     pixels = torch.cat([blob_images(n // 2, size[0], seed)[0], smooth_images(n - n // 2, size[0], seed)])
     pixels = F.interpolate(pixels.float(), size=size, mode="bilinear").round()
@@ -286,7 +286,7 @@ def test_saliencymix_pixels_peak_lands_on_the_object_far_more_often_than_chance(
     """With OpenCV's real detector on constructed single-blob images: the 8-bit input finds the blob far more
     often than a random pixel, and (the issue's measurement) far more often than the authors' input does."""
     needs_opencv_saliency()
-    from cutmix_repro.bench_saliency import bench_saliency
+    from cutmix_repro.bench.saliency import bench_saliency
 
     result = bench_saliency(100)
     rate = {row["input"]: row["rate"] for row in result["blobs"]}
@@ -352,7 +352,7 @@ def test_the_saliency_measurement_reads_cub_images_with_their_boxes(tmp_path):
     from fakedata import write_cub
     from PIL import Image, ImageDraw
 
-    from cutmix_repro.bench_saliency import cub_hits
+    from cutmix_repro.bench.saliency import cub_hits
     from cutmix_repro.data.wsol import read_cub
 
     root = write_cub(tmp_path)

@@ -16,7 +16,7 @@ from scripted import planned
 from cutmix_repro import report
 from cutmix_repro.engine import records as R
 from cutmix_repro.engine.metrics import Meter, topk_correct
-from cutmix_repro.engine.trainer import StepOptions, evaluate
+from cutmix_repro.engine.step import StepOptions, evaluate
 
 CPU = torch.device("cpu")
 

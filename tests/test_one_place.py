@@ -172,3 +172,59 @@ def test_every_test_that_needs_a_dev_extra_package_goes_through_needs():
     assert not broken, broken
     makefile = (ROOT / "Makefile").read_text()
     assert "CUTMIX_REQUIRE_EXTRAS=1" in makefile.split("\ntest:")[1], "make test installs the extra: none may skip"
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """{module: the package's modules it imports, at the top or inside a function}."""
+    import ast
+
+    paths = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in paths.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else [])) \
+                    if node.level else (node.module or "")
+                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                while target and target not in paths:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    deps.add(target)
+                    break
+        graph[name] = deps
+    return graph
+
+
+def test_the_package_has_no_import_cycle():
+    """Modules import one way (transfer/run → transfer/tasks, evaluation → models, …): no cycle, not even through
+    an import inside a function."""
+    graph, cycles = _package_imports(), []
+
+    def visit(node, path, on_path):
+        for dep in sorted(graph[node]):
+            if dep in on_path:
+                cycles.append(path[path.index(dep):] + [dep])
+            elif dep not in done:
+                visit(dep, path + [dep], on_path | {dep})
+        done.add(node)
+
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start not in done:
+            visit(start, [start], {start})
+    assert not cycles, " ; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_module_of_the_package_is_over_about_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 420}
+    assert not long, long

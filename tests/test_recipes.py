@@ -19,7 +19,7 @@ from cutmix_repro.data.transforms import (
     imagenet_eval_transform,
     imagenet_train_transform,
 )
-from cutmix_repro.engine.trainer import StepOptions, train_one_epoch
+from cutmix_repro.engine.step import StepOptions, train_one_epoch
 from cutmix_repro.models import create_model
 from cutmix_repro.paper import load_tables
 from cutmix_repro.regularizers import Baseline

@@ -112,7 +112,7 @@ class NoNorm(torch.nn.Module):
 def test_accumulating_four_chunks_equals_the_large_batch_and_clipping_bounds_the_step(regularizer):
     import copy
 
-    from cutmix_repro.engine.trainer import StepOptions, train_one_epoch
+    from cutmix_repro.engine.step import StepOptions, train_one_epoch
     from cutmix_repro.regularizers import CutMix, Mixup
 
     torch.manual_seed(0)

@@ -11,15 +11,15 @@ step would. After each epoch every member is evaluated, recorded and checkpointe
 ``best.pt``, ``results.json``, TensorBoard, its log), the group's files replaced together
 (``checkpoint.GroupCommit``); ``results.json`` adds ``fused_with`` and ``fused_group_size``.
 
-A member may differ from the others only in what ``MEMBER_KEYS`` names; ``why_alone`` says why a run cannot be
-fused at all (``hydra_plugins/cutmix_repro_fused``, the launcher, runs those alone and says so).
+A member may differ from the others only in what ``fused_groups.MEMBER_KEYS`` names; ``fused_groups`` groups the
+runs and says why a run cannot be fused at all (the launcher, ``hydra_plugins/cutmix_repro_fused``, runs those
+alone and says so).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import logging
 import shutil
 import time
@@ -29,90 +29,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..errors import ConfigError
 from . import distributed
 from . import records as R
 from .checkpoint import GroupCommit, recover_group_commit
 from .compiled import compiled_graphs
-from .fusion import FUSABLE_MODELS, MemberRNG, fuse_models, member_logits, share_with_members, stack_members
+from .fused_groups import fusion_groups
+from .fusion import MemberRNG, fuse_models, member_logits, share_with_members, stack_members
 from .metrics import Meter
 from .signals import StopRequest
-from .trainer import (
-    Started,
-    TrainingDiverged,
-    checkpoint_state,
-    diverged,
-    evaluate,
-    loss_function,
-    start_run,
-)
+from .step import TrainingDiverged, evaluate, loss_function
+from .trainer import Started, checkpoint_state, diverged, start_run
 
 log = logging.getLogger("cutmix_repro")
-
-# what the members of a group may differ in: the rest of the config must be the same
-MEMBER_KEYS = ("seed", "regularizer", "label_smoothing", "cutmix_prob", "cutout_size", "logger", "fuse",
-               "trainer.resume", "trainer.overwrite", "trainer.progress")
-
-
-def shared_setting(cfg: DictConfig) -> str:
-    """What the members of a fused group must have in common, as text (the config less ``MEMBER_KEYS``)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for key in MEMBER_KEYS:
-        node, _, last = key.rpartition(".")
-        parent = container
-        for part in filter(None, node.split(".")):
-            parent = parent.get(part, {})
-        parent.pop(last, None)
-    container.pop("hydra", None)
-    return json.dumps(container, sort_keys=True, default=str)
-
-
-def why_alone(cfg: DictConfig) -> str | None:
-    """Why the run ``cfg`` cannot share a fused step with others, or None."""
-    from ..config import build
-
-    with torch.device("meta"):  # the model's class only
-        model = build(cfg.model, "model", num_classes=10)
-    if not isinstance(model, FUSABLE_MODELS):
-        return f"its model {type(model).__name__} is not a CIFAR ResNet or PyramidNet (the models fused)"
-    if getattr(build(cfg.regularizer, "regularizer"), "mixes_features", False):
-        return "feature-level mixing mixes inside the network, where the members share their layers"
-    if cfg.dataset.get("pipeline", "tensor") not in ("tensor", None):
-        return "its data come through a DataLoader, not the GPU-resident loader the members share a step with"
-    t = cfg.trainer
-    switches = {"trainer.accumulate": t.get("accumulate", 1) != 1, "trainer.ema_decay": t.get("ema_decay") is not None,
-                "trainer.clip_grad_norm": t.get("clip_grad_norm") is not None, "trainer.compile": bool(t.compile),
-                "trainer.amp=fp16": t.amp == "fp16"}
-    on = [name for name, value in switches.items() if value]
-    if on:
-        return f"{', '.join(on)} is not fused (each member would need its own)"
-    return None
-
-
-def check_max_members(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError("fuse.max_members", value, "a whole number >= 1 of runs to train as one model")
-    return value
-
-
-def fusion_groups(cfgs: list[DictConfig], max_members: int) -> tuple[list[list[int]], dict[int, str]]:
-    """The jobs (indices) that train together, in groups of at most ``max_members`` in the order given, and
-    {job: why it runs alone} for those that cannot be fused (a group of one has no reason: nothing to share)."""
-    check_max_members(max_members)
-    alone, by_setting = {}, {}
-    for i, cfg in enumerate(cfgs):
-        reason = why_alone(cfg)
-        if reason:
-            alone[i] = reason
-        else:
-            by_setting.setdefault(shared_setting(cfg), []).append(i)
-    groups = [[i] for i in alone]
-    for members in by_setting.values():
-        groups += [members[j:j + max_members] for j in range(0, len(members), max_members)]
-    return sorted(groups), alone
-
 
 # each member's log lines go to its own train.log (lines of the whole group go to every member's)
 _current = contextvars.ContextVar("fused_member", default=None)

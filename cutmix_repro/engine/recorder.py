@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from ..config import HYDRA_KEYS
 from ..visuals import FirstMixedBatch, cam_overlays, fixed_test_images, localization_figure, mixed_batch
 from . import checkpoint
 from . import records as R
@@ -181,3 +183,27 @@ class RunRecorder:
             self.writer.file_writer.add_summary(session_end)
         self.writer.close()
         self.writer = None
+
+
+# trainer keys that say how a run is kept, not what it trains: not shown among the hyperparameters
+_BOOKKEEPING = {"trainer.resume", "trainer.overwrite", "trainer.progress", "trainer.log_interval"}
+
+
+def hparams(cfg: DictConfig, groups: dict[str, Any] | None = None) -> dict[str, Any]:
+    """For TensorBoard's HParams: the config-group choices (``groups``: experiment, dataset, model,
+    regularizer; those that are set), then every scalar of the resolved config by its dotted key (lists as
+    text)."""
+    out: dict[str, Any] = {k: v for k, v in (groups or {}).items() if v is not None}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if key in HYDRA_KEYS or name in _BOOKKEEPING or name == "logger" or value is None:
+                continue
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            else:
+                out[name] = value if isinstance(value, int | float | str | bool) else str(value)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return out

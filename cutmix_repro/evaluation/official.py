@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..models import CifarResNet, PyramidNet, TimmResNet, create_model
+from ..models.pretrained import read_with_numpy_scalars as read
 
 # the branch layers of our blocks (models/pyramidnet.py, models/cifar_resnet.py) by the authors' names
 PYRAMID_BOTTLENECK = {"bn1": 0, "conv1": 1, "bn2": 2, "conv2": 4, "bn3": 5, "conv3": 7, "bn4": 8}
@@ -45,22 +44,6 @@ def our_key(model: nn.Module, key: str) -> str | None:
     return None
 
 
-def read(path: str | Path) -> dict:
-    """The file's dict, loaded with ``weights_only=True``: tensors, plain numbers, strings, and the numpy
-    scalars an older ``torch.save`` may have kept (allowed explicitly, nothing else)."""
-    core = getattr(np, "_core", None) or np.core
-    allowed = [core.multiarray.scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.int64))]
-    try:
-        with torch.serialization.safe_globals(allowed):
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError("checkpoint", str(path), "no such file") from None
-    except Exception as err:
-        raise ConfigError("checkpoint", str(path),
-                          f"not a checkpoint torch can read safely ({type(err).__name__})") from None
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise ConfigError("checkpoint", str(path), "not an authors' checkpoint (a dict with state_dict)")
-    return state
 
 
 def load_official(path: str | Path, model_name: str, **options) -> nn.Module:

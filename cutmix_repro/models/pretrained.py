@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -79,6 +80,24 @@ def _tensors(state, init_from: str, what: str) -> dict[str, torch.Tensor]:
     return _strip(_strip(dict(state), "module."), "net.")
 
 
+def read_with_numpy_scalars(path: str | Path) -> dict:
+    """The file's dict, loaded with ``weights_only=True``: tensors, plain numbers, strings, and the numpy
+    scalars an older ``torch.save`` may have kept (allowed explicitly, nothing else)."""
+    core = getattr(np, "_core", None) or np.core
+    allowed = [core.multiarray.scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.int64))]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError("checkpoint", str(path), "no such file") from None
+    except Exception as err:
+        raise ConfigError("checkpoint", str(path),
+                          f"not a checkpoint torch can read safely ({type(err).__name__})") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise ConfigError("checkpoint", str(path), "not an authors' checkpoint (a dict with state_dict)")
+    return state
+
+
 def _load_file(path: Path, init_from: str):
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -91,10 +110,8 @@ def _load_file(path: Path, init_from: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
-        from ..evaluation.official import read
-
-        try:  # the authors' files may hold numpy scalars; read() allows exactly those
-            return read(path)
+        try:  # the authors' files may hold numpy scalars; this reader allows exactly those
+            return read_with_numpy_scalars(path)
         except ConfigError:
             raise ConfigError("init_from", init_from, "not a weights file torch can read safely (a checkpoint or "
                               "state dict saved with torch.save, or a .safetensors file)") from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from ..engine.records import DIVERGED, FINISHED, INTERRUPTED, STATUS, git_revisi
 from ..engine.signals import StopRequest
 from ..errors import ConfigError
 from .backbone import load_backbone
+from .tasks import TASKS
 
 log = logging.getLogger("cutmix_repro")
 
@@ -121,8 +121,6 @@ def build_task(cfg: DictConfig):
     if "task" not in cfg:
         raise ConfigError("task", problem="choose a task: +task=voc_faster_rcnn, voc_faster_rcnn_fpn, voc_ssd or "
                           "coco_nic")
-    from .tasks import TASKS
-
     kind = cfg.task.get("kind")
     if kind not in TASKS:
         raise ConfigError("task.kind", kind, f"one of {', '.join(TASKS)}")
@@ -306,7 +304,3 @@ def describe(cfg, task, backbone, recipe, iterations, info, device, choices) -> 
             "recipe_values": OmegaConf.to_container(recipe, resolve=True), "iterations": iterations,
             "seed": int(cfg.seed), "world_size": info.world_size, "device": str(device), "choices": choices,
             "versions": package_versions(), "git_revision": git_revision(), "machine": machine()}
-
-
-def iterations_for_epochs(size: int, batch_size: int, epochs: float) -> int:
-    return max(1, math.floor(epochs * (size // batch_size)))

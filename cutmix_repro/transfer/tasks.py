@@ -4,12 +4,12 @@ of it (sample detections drawn on test images; sample captions beside their refe
 
 from __future__ import annotations
 
+import math
+
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-
-from .run import iterations_for_epochs
 
 
 class Detection:
@@ -206,3 +206,8 @@ class Captioning:
 
 
 TASKS = {"detection": Detection, "captioning": Captioning}
+
+
+def iterations_for_epochs(size: int, batch_size: int, epochs: float) -> int:
+    """A recipe counted in epochs (NIC's), in iterations of full batches."""
+    return max(1, math.floor(epochs * (size // batch_size)))

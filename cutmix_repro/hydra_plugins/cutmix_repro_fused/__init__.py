@@ -62,7 +62,7 @@ class FusedLauncher(Launcher):
         return task_cfg, output_dir, ret
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from cutmix_repro.engine.fused import fusion_groups
+        from cutmix_repro.engine.fused_groups import fusion_groups
         from cutmix_repro.train import fail
 
         setup_globals()

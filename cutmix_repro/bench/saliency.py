@@ -55,7 +55,7 @@ def smooth_images(count: int, size: int = 32, seed: int = 0) -> torch.Tensor:
 
 def peaks(images: torch.Tensor, saliency_input: str, mean: torch.Tensor, std: torch.Tensor) -> np.ndarray:
     """Each normalised image's saliency peak (row, col), as SaliencyMix with ``saliency_input`` finds it."""
-    from .regularizers.saliencymix import authors_saliency, opencv_fine_grained, peak
+    from ..regularizers.saliencymix import authors_saliency, opencv_fine_grained, peak
 
     saliency = authors_saliency if saliency_input == "authors" else opencv_fine_grained
     normalised = (images.float() / 255 - mean) / std
@@ -63,7 +63,7 @@ def peaks(images: torch.Tensor, saliency_input: str, mean: torch.Tensor, std: to
 
 
 def bench_saliency(count: int = 200, cub_root: str | None = None, seed: int = 0) -> dict:
-    from .regularizers.saliencymix import SALIENCY_INPUTS
+    from ..regularizers.saliencymix import SALIENCY_INPUTS
 
     images, centres = blob_images(count, seed=seed)
     rng = np.random.default_rng(seed + 1)
@@ -88,8 +88,8 @@ def cub_hits(root: str, size: int = 224, limit: int = 500) -> list[dict]:
     centre, lands inside the bird's box."""
     from PIL import Image
 
-    from .data.wsol import read_cub
-    from .regularizers.saliencymix import SALIENCY_INPUTS
+    from ..data.wsol import read_cub
+    from ..regularizers.saliencymix import SALIENCY_INPUTS
 
     mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
@@ -113,13 +113,13 @@ def cub_hits(root: str, size: int = 224, limit: int = 500) -> list[dict]:
 
 
 def report_lines(result: dict) -> list[str]:
-    from .bench import _table
+    from .common import table
 
     columns = [("input", "OpenCV is handed", ""), ("images", "images", "d"), ("on_object", "peak on the object", "d"),
                ("rate", "rate", ".1%")]
     s = result["smooth"]
     lines = ["## 13. SaliencyMix: how often the saliency peak lands on the object", "",
-             *_table(result["blobs"], columns), "",
+             *table(result["blobs"], columns), "",
              "Constructed 32×32 images, a flat background with one bright blob, normalised as the authors' CIFAR "
              f"code; on the object: the peak within {NEAR} pixels of the blob's centre. `authors`: the normalised "
              "tensor as their `saliency_bbox` hands it to OpenCV; `pixels`: 8-bit pixels; `random`: a uniformly "
@@ -128,5 +128,5 @@ def report_lines(result: dict) -> list[str]:
              f"distance {s['median_apart']:.1f} pixels.", ""]
     if result.get("cub"):
         lines += ["CUB-200-2011 test images (224×224, ImageNet-normalised), peak inside the bird's box:", "",
-                  *_table(result["cub"], columns), ""]
+                  *table(result["cub"], columns), ""]
     return lines

@@ -42,13 +42,13 @@ def _batches(k: int, batch_size: int, steps: int, device, seed: int = 0):
 
 def bench_fused(cases, ks=(1, 2, 4, 8), batch_size: int = 64, steps: int = 4, device: str = "cpu",
                 min_run_time: float = 2.0) -> list[dict]:
-    from .bench import median_time
-    from .engine.fused import fused_step
-    from .engine.fusion import MemberRNG, fuse_models, share_with_members
-    from .engine.optim import sgd
-    from .engine.trainer import StepOptions, train_one_epoch
-    from .models import count_parameters, create_model
-    from .regularizers import CutMix
+    from ..engine.fused import fused_step
+    from ..engine.fusion import MemberRNG, fuse_models, share_with_members
+    from ..engine.optim import sgd
+    from ..engine.step import StepOptions, train_one_epoch
+    from ..models import count_parameters, create_model
+    from ..regularizers import CutMix
+    from .common import median_time
 
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -129,11 +129,11 @@ def bench_fused(cases, ks=(1, 2, 4, 8), batch_size: int = 64, steps: int = 4, de
 
 
 def report_lines(rows: list[dict]) -> list[str]:
-    from .bench import _table
+    from .common import table
 
     done = [r for r in rows if not r.get("out_of_memory")]
     lines = ["## 12. Fused members: k runs as one model vs k runs one after another", "",
-             *_table(done, [("model", "model", ""), ("device", "device", ""), ("members", "k", "d"),
+             *table(done, [("model", "model", ""), ("device", "device", ""), ("members", "k", "d"),
                             ("aggregate_images_per_s", "fused images/s (all k)", ",.0f"),
                             ("solo_images_per_s", "solo images/s", ",.0f"), ("over_solo", "× k solo runs", ".2f"),
                             ("mb_per_member", "MB per member", ",.1f")]), "",
