@@ -140,6 +140,6 @@ def test_the_reports_best_top5_is_the_top5_of_the_best_top1_epoch_as_the_readme_
     best_top5 = row[header.index("Ours best top-5")]
     assert best_top5 == f"{res[R.BEST_TOP5]:.2f} (n=1)"
     assert best_top5 != f"{min(h[R.VAL_TOP5] for h in res['history']):.2f} (n=1)"
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = " ".join((Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text().split())
     assert "top-5 error of that same epoch" in report.PROTOCOL_NOTE
     assert "top-5 error of the best top-1 epoch" in readme

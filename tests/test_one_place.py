@@ -129,7 +129,7 @@ OUTSIDE = re.compile(r"REFERENCE" + r"\.md|\.\./" + r"shared|shared/" + r"paper"
 
 def test_nothing_in_the_repository_points_outside_it():
     checked = 0
-    for top in ("cutmix_repro", "configs", "scripts", "tests", "results"):
+    for top in ("cutmix_repro", "configs", "scripts", "tests", "results", "docs"):
         for path in (ROOT / top).rglob("*"):
             if path.suffix in (".py", ".yaml", ".sh", ".md", ".json") and "__pycache__" not in str(path):
                 assert not OUTSIDE.search(path.read_text()), path

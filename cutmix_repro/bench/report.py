@@ -85,7 +85,7 @@ def write_report(out: Path, results: dict, stamp: str, device_name: str) -> Path
                                                 ("over_resnet50", "÷ ResNet-50", ".4f")]), "",
                   "VOC-sized images (500×375); Faster R-CNN resized to a shorter side of 600 (C4: 128 RoIs per image), "
                   "SSD to 300². The ratio to ResNet-50's step on the same device projects each task's GPU time from "
-                  "ResNet-50's measured GPU throughput (README: Table 10).", ""]
+                  "ResNet-50's measured GPU throughput (docs/transfer.md).", ""]
         for row in results["transfer"]:
             if row.get("projected_gpu_hours") is not None:
                 lines.append(f"Projected paper recipe of {row['task']} ({row['paper_images']:,} images): "

@@ -6,7 +6,7 @@ f ∈ {0.5, 0.75}: from the first epoch index ≥ f·epochs, i.e. at ⌈f·epoch
 ImageNet's 75/150/225 of 300 are the fractions 0.25/0.5/0.75. Here every recipe is written as
 fractions of ``trainer.epochs`` with that rule, so a shortened run keeps the shape of the schedule and
 never decays before its first epoch (⌈f·epochs⌉ ≥ 1). For ImageNet runs of other lengths the official
-code decays every 30 epochs instead; this is a deliberate difference (see the README's choices).
+code decays every 30 epochs instead; this is a deliberate difference (docs/choices.md).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Box coordinates are continuous (x0, y0, x1, y1). ``plus_one=True`` adds one pixe
 (the devkit lineage of py-faster-rcnn, and so of the Faster R-CNN code the paper used); the SSD code the
 paper used (ssd.pytorch's ``eval.py``) does not. The default here is without: the data loader already turns
 VOC's 1-based inclusive pixel boxes into continuous ones (``data/voc.py``), and torchmetrics and
-torchvision measure boxes that way. README's "Table 10" states what the +1 changes.
+torchvision measure boxes that way. docs/transfer.md states what the +1 changes.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ The label weight is the mask's exact share of pixels (the authors use the drawn 
   (W//2+1, 2) result is inverse-transformed to H×W, so the mask holds vertical frequencies 0…W//2 and
   horizontal ones 0 and 1 only.
 - ``isotropic``: the spectrum the paper describes (every coefficient of ``rfft2`` a complex Gaussian scaled by
-  1 / f^δ). The masks' shapes differ little (README: FMix; ``python -m cutmix_repro.bench --only fmix``).
+  1 / f^δ). The masks' shapes differ little (docs/beyond.md: FMix; ``python -m cutmix_repro.bench --only fmix``).
 
 ``mode="batch"``: one mask for the batch (as the authors' ``FMix`` module); ``mode="elem"``: one λ and mask per
 image.

@@ -13,7 +13,7 @@ raster order (numpy's argmax). What OpenCV is handed, ``saliency_input``:
 - ``authors`` (the default: what produced the published numbers): exactly ``saliency_bbox``: the *normalised*
   float tensor, transposed to H×W×C, as it is; the map scaled by 255 to uint8 before its first maximum is taken.
   OpenCV reads that float image as near-constant 8-bit intensities, so the peak lands on the object little more
-  often than a random pixel does (README: SaliencyMix; ``python -m cutmix_repro.bench --only saliency``).
+  often than a random pixel does (docs/beyond.md: SaliencyMix; ``python -m cutmix_repro.bench --only saliency``).
 - ``pixels``: the image min-max scaled to 8-bit pixels first, the float map's first maximum: what the detector
   was made for.
 
