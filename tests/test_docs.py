@@ -173,8 +173,9 @@ def test_every_repository_path_named_exists():
     assert checked > 30
 
 
+# group=option, but not a switch as runs show it ("scheduler=cosine_warmup(…)")
 CHOICE = re.compile(r"(?<![\w.])\+{0,2}(dataset|model|regularizer|optimizer|scheduler|augment|experiment|task|"
-                    r"hydra/launcher)=([\w\[\],]+)(?![\w\[\],]|\s*\()")  # "scheduler=cosine_warmup(…)": a switch as shown
+                    r"hydra/launcher)=([\w\[\],]+)(?![\w\[\],]|\s*\()")
 
 
 def test_every_config_group_and_option_named_exists():
