@@ -108,7 +108,8 @@ def estimate(commands: list[list[str]], fuse: bool = False) -> tuple[int, float 
             images = TRAIN_IMAGES.get(data, cfg.dataset.get("train_size", 0))
             hours += count * cfg.trainer.epochs * images / measured["images_per_s"] / 3600
         members = measured.get("members", 1)
-        mode = f"compile mode {measured['mode']}, " if measured.get("mode") and members == 1 else ""
+        mode = measured.get("mode") if members == 1 else None
+        mode = ("captured step (trainer.capture), " if mode == "captured" else f"compile mode {mode}, ") if mode else ""
         kind = f"fused, {members} members, aggregate " if members > 1 else ""
         notes.add(f"{model}: {kind}{measured['images_per_s']:.0f} img/s on {measured['device']} "
                   f"({mode}{measured['date']})")

@@ -18,7 +18,8 @@
 #                                       # update on CUDA, then 2 compiled epochs with EMA, cosine,
 #                                       # TrivialAugment, erasing and the csv logger on               (~3 min)
 #   bash scripts/gpu_check.sh fused     # fused members: PyramidNet-200 k = 1, 2, 4, 8 as one model vs solo,
-#                                       # memory per member; then 4 runs through hydra/launcher=fused,
+#                                       # memory per member, and the solo step captured as one CUDA graph
+#                                       # (trainer.capture); then 4 runs through hydra/launcher=fused,
 #                                       # bf16, checked to finish as one group                          (~4 min)
 #   bash scripts/gpu_check.sh all       # all of the above in turn (no per-call time limit)
 #

@@ -71,6 +71,9 @@ def bench_fused(cases, ks=(1, 2, 4, 8), batch_size: int = 64, steps: int = 4, de
 
         solo_step()
         solo_ips = batch_size * steps / median_time(solo_step, min_run_time)
+        if cuda:  # trainer.capture: the same solo step as one CUDA graph (capturable CutMix: draws on the device)
+            rows.append(_captured_row(label, params, solo, optimizer, batches, options, batch_size, steps, solo_ips,
+                                      min_run_time))
         del solo, optimizer
         for k in ks:
             if cuda:
@@ -131,18 +134,48 @@ def bench_fused(cases, ks=(1, 2, 4, 8), batch_size: int = 64, steps: int = 4, de
 def report_lines(rows: list[dict]) -> list[str]:
     from .common import table
 
-    done = [r for r in rows if not r.get("out_of_memory")]
+    done = [r for r in rows if not r.get("out_of_memory") and not r.get("capture_error")]
     lines = ["## 12. Fused members: k runs as one model vs k runs one after another", "",
              *table(done, [("model", "model", ""), ("device", "device", ""), ("members", "k", "d"),
+                           ("mode", "mode", ""),
                             ("aggregate_images_per_s", "fused images/s (all k)", ",.0f"),
                             ("solo_images_per_s", "solo images/s", ",.0f"), ("over_solo", "× k solo runs", ".2f"),
                             ("mb_per_member", "MB per member", ",.1f")]), "",
              "Batches of 64 CIFAR-sized images per member; each member mixes its own batch with CutMix; SGD with "
-             "Nesterov momentum. \"× k solo runs\": the fused aggregate rate over the solo rate, i.e. how much "
+             "Nesterov momentum; `captured` (CUDA only): the solo step as one CUDA graph (`trainer.capture`). "
+             "\"× k solo runs\": the fused aggregate rate over the solo rate, i.e. how much "
              "sooner k runs finish fused than one after another. Memory per member: weights, gradients and "
              "momentum, plus the activations kept for the backward pass (autograd's saved tensors on the CPU, the "
              "peak allocation on CUDA) divided by k.", ""]
     for r in rows:
         if r.get("out_of_memory"):
             lines += [f"{r['model']}: {r['members']} members did not fit in {r['device']}'s memory.", ""]
+        if r.get("capture_error"):
+            lines += [f"{r['model']}: the captured step failed on {r['device']}: {r['capture_error']}", ""]
     return lines
+
+
+def _captured_row(label, params, model, optimizer, batches, options, batch_size, steps, solo_ips, min_run_time):
+    """The solo step under ``trainer.capture`` (``engine/captured.py``): warm-up, capture, then replays."""
+    from ..engine.captured import CapturedStep, capture_body
+    from ..engine.step import train_one_epoch
+    from ..regularizers import CutMix
+    from .common import median_time
+
+    mixer = CutMix(alpha=1.0, capturable=True)
+    captured = CapturedStep(capture_body(model, mixer, options), optimizer, options.device)
+    scaler = torch.amp.GradScaler(options.device.type, enabled=False)
+
+    def step(b=batches):
+        train_one_epoch(model, [(x.clone(), y) for x, y in b], mixer, optimizer, scaler, options, 0, captured=captured)
+
+    try:
+        for _ in range(2):  # the warm-up steps and the capture
+            step()
+        ips = batch_size * steps / median_time(step, min_run_time)
+    except Exception as err:  # a capture that fails is a finding, not a crash of the bench
+        return {"model": label, "members": 1, "device": str(options.device), "mode": "captured",
+                "capture_error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+    return {"model": label, "params": params, "members": 1, "device": str(options.device), "mode": "captured",
+            "batch_size": batch_size, "aggregate_images_per_s": ips, "solo_images_per_s": solo_ips,
+            "over_solo": ips / solo_ips, "mb_per_member": float("nan")}

@@ -150,11 +150,12 @@ def record_throughput(out: Path, rows: list[dict], device_name: str, date: str) 
 
 
 def record_fused_throughput(out: Path, rows: list[dict], device_name: str, date: str) -> None:
-    """The fused groups' aggregate GPU rates, for ``reproduce --fuse``'s estimates."""
+    """The fused groups' aggregate GPU rates (for ``reproduce --fuse``'s estimates) and the captured solo step's."""
     path = out / "throughput.json"
     entries = json.loads(path.read_text()) if path.exists() else []
     for row in rows:
-        if not row.get("out_of_memory") and row["members"] > 1:
+        if not row.get("out_of_memory") and not row.get("capture_error") and (row["members"] > 1
+                                                                           or row["mode"] == "captured"):
             entries.append({"model": row["model"], "data": "cifar", "device": device_name, "date": date,
                             "images_per_s": row["aggregate_images_per_s"], "batch_size": row["batch_size"],
                             "mode": row["mode"], "members": row["members"]})

@@ -102,14 +102,16 @@ def _on_for_cuda(setting, device: torch.device) -> bool:
 
 def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: StepOptions, epoch: int,
                     meter: Meter | None = None, start_step: int = 0, stop: StopRequest | None = None,
-                    snapshot: FirstMixedBatch | None = None, ema: WeightEMA | None = None) -> dict:
+                    snapshot: FirstMixedBatch | None = None, ema: WeightEMA | None = None,
+                    captured=None) -> dict:
     """One pass over the training shard; metrics stay on the device until the epoch ends.
 
     Returns the epoch's metrics, or ``{"interrupted": True, "step": k, "meter": ...}`` when a
     stop was requested (checked after every step; under DDP every few steps, where all ranks
     agree). ``start_step``/``meter`` continue an epoch from a checkpoint. ``snapshot`` is offered
     each batch (after the forward pass, when a feature-level λ is known) until one is mixed. ``ema``, if given,
-    moves towards the new weights after every step."""
+    moves towards the new weights after every step. ``captured`` (``trainer.capture``: ``engine/captured.py``)
+    runs each full batch's whole step as one CUDA graph."""
     model.train()
     device = options.device
     meter = meter or Meter(device)
@@ -122,6 +124,23 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
     step, last_step = start_step, start_step + len(loader)
     for images, targets in bar:
         options.step_begins()
+        if captured is not None and captured.takes(images):  # mixing, forward, loss, backward, step: one graph
+            batch, logits, loss = captured(images, targets)
+            meter.update(logits, batch.targets_a, loss)
+            if snapshot is not None and not snapshot.done:
+                snapshot.offer(detached_copy(batch))
+            if ema is not None:
+                ema.update()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step_on_device, first_bad)
+            step_on_device += 1
+            step += 1
+            if step % options.log_interval == 0:
+                _check_finite(first_bad, epoch)
+            if stop is not None and _stop_agreed(stop, step, step == last_step, distributed_run):
+                _check_finite(first_bad, epoch)
+                bar.close()
+                return {"interrupted": True, "step": step, "meter": meter}
+            continue
         batch = regularizer(images, targets)
         if options.accumulate == 1:  # the paper's step, exactly
             with options.autocast():
@@ -230,3 +249,13 @@ def evaluate(model, loader, options: StepOptions) -> dict:
             located = located or LocalizationMeter(options.device)
             located.update(features, classifier, images.shape[-2:], targets, boxes[0], logits)
     return {**meter.compute(), **(located.compute() if located else {})}
+
+
+
+def detached_copy(batch: MixedBatch) -> MixedBatch:
+    """A batch of the graph's static outputs as it is now (the next replay overwrites them)."""
+    def copy(value):
+        return value.detach().clone() if isinstance(value, torch.Tensor) else value
+
+    return MixedBatch(copy(batch.inputs), copy(batch.targets_a), copy(batch.targets_b), copy(batch.lam),
+                      batch.mix_layer)

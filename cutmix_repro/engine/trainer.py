@@ -35,6 +35,7 @@ from ..errors import ConfigError
 from ..models import count_parameters
 from . import distributed
 from . import records as R
+from .captured import CapturedStep, capture_body, check_capture
 from .checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -74,6 +75,7 @@ class Parts:
     config: dict[str, Any]  # the resolved config, kept in every checkpoint (a checkpoint rebuilds its run)
     compiled: str | None = None  # what trainer.compile compiled: "model", "stages" or None
     ema: WeightEMA | None = None  # trainer.ema_decay: the moving average of the weights (not the paper's)
+    captured: CapturedStep | None = None  # trainer.capture on CUDA: each full batch's step as one CUDA graph
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -171,12 +173,19 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
     if info.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    captured = None
+    if check_capture(cfg, regularizer, info.world_size) and device.type == "cuda":
+        captured = CapturedStep(capture_body(train_model, regularizer, options), optimizer, device)
     return Parts(data, regularizer, model, train_model, optimizer, scheduler, scaler, options,
-                 OmegaConf.to_container(cfg, resolve=True), compiled, ema)
+                 OmegaConf.to_container(cfg, resolve=True), compiled, ema, captured)
 
 
 def checkpoint_state(parts: Parts, position: Position) -> dict[str, Any]:
-    return {"model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+    optimizer = parts.optimizer.state_dict()
+    for group in optimizer["param_groups"]:  # trainer.capture keeps the lr in a device tensor: saved as a number
+        if isinstance(group.get("lr"), torch.Tensor):
+            group["lr"] = float(group["lr"])
+    return {"model": parts.model.state_dict(), "optimizer": optimizer,
             "scheduler": parts.scheduler.state_dict(), "scaler": parts.scaler.state_dict(),
             "epoch": position.epoch, "step": position.step,
             "meter": position.meter.state() if position.meter else None, "rng": rng_state(parts.options.device),
@@ -241,6 +250,8 @@ def start_run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None, in
     position = Position()
     if resume and (run_dir / "last.pt").exists():
         position = restore(parts, run_dir / "last.pt")
+        if parts.captured is not None:  # the restored lr, into the tensor the graph will read
+            parts.captured.sync_lr()
     elif resume:
         log.info("no checkpoint in %s yet: starting fresh", run_dir)
 
@@ -312,11 +323,11 @@ def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: 
         parts.data.train.set_epoch(epoch, position.step)
         if hasattr(parts.regularizer, "set_progress"):  # Table 8's scheduled probability
             parts.regularizer.set_progress(epoch / max(epochs - 1, 1))
-        lr = parts.optimizer.param_groups[0]["lr"]
+        lr = float(parts.optimizer.param_groups[0]["lr"])
         snapshot = recorder.snapshot()
         train = train_one_epoch(parts.train_model, parts.data.train, parts.regularizer, parts.optimizer, parts.scaler,
                                 parts.options, epoch, meter=position.meter, start_step=position.step, stop=stop,
-                                snapshot=snapshot, ema=parts.ema)
+                                snapshot=snapshot, ema=parts.ema, captured=parts.captured)
         if train.get("interrupted"):
             position.step, position.meter = train["step"], train["meter"]
             recorder.stopped(R.INTERRUPTED, position.history, state=checkpoint_state(parts, position))
@@ -327,6 +338,8 @@ def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: 
             distributed.broadcast_buffers(parts.ema.module)
             val_ema = evaluate(parts.ema.module, parts.data.val, parts.options)
         parts.scheduler.step()
+        if parts.captured is not None:
+            parts.captured.sync_lr()
         images_s = recorder.log_images(epoch, snapshot, parts.model, last_epoch=epoch + 1 == epochs)
         entry = {R.EPOCH: epoch + 1, R.LR: lr, R.TRAIN_LOSS: train["loss"], R.TRAIN_TOP1: train["top1_err"],
                  R.VAL_LOSS: val["loss"], R.VAL_TOP1: val["top1_err"], R.VAL_TOP5: val["top5_err"],
@@ -376,6 +389,7 @@ def describe_run(cfg: DictConfig, parts: Parts, info: distributed.DistInfo, choi
         "compile": bool(tcfg.compile),
         "compiled": parts.compiled,
         "compile_mode": tcfg.compile_mode if tcfg.compile else None,
+        "captured": parts.captured is not None,
         "nondeterminism": nondeterminism,
         "versions": R.package_versions(),
         "git_revision": R.git_revision(),
