@@ -238,6 +238,17 @@ def assert_identical(run, reference):
     assert ha == hb
 
 
+def resume_and_compare(cfgs, runs, root):
+    """Resume the fused group in ``runs``; every member ends bit-identical to the reference's (``root``)."""
+    resumed = [c.copy() for c in cfgs]
+    for c in resumed:
+        c.trainer.resume = True
+    fit_fused(resumed, runs)
+    for run, ref in zip(runs, (root / "m0", root / "m1")):
+        assert_identical(run, ref)
+    return resumed
+
+
 @pytest.fixture(scope="module")
 def fused_reference(tmp_path_factory):
     """Two members (ShakeDrop PyramidNet) fused, never stopped: 3 epochs of 2 steps."""
@@ -260,12 +271,8 @@ def test_a_stopped_fused_job_resumes_bit_identically_and_a_member_resumed_alone_
     alone = tmp_path / "alone"  # member 1's run copied, resumed as a solo run
     __import__("shutil").copytree(runs[1], alone)
     monkeypatch.undo()
-    resumed = [c.copy() for c in cfgs]
-    for c in resumed:
-        c.trainer.resume = True
-    fit_fused(resumed, runs)
-    for run, ref in zip(runs, (root / "m0", root / "m1")):
-        assert_identical(run, ref)
+    resumed = resume_and_compare(cfgs, runs, root)
+    for run in runs:
         assert [s for s, _ in __import__("helpers").scalars(run, "val/top1_err")] == [1, 2, 3]
     solo = fit(resumed[1], alone)
     assert solo["status"] == "finished" and solo["epochs_done"] == 3 and len(solo["history"]) == 3
@@ -312,12 +319,8 @@ def test_a_kill_while_the_group_writes_its_checkpoints_leaves_every_member_at_on
     monkeypatch.undo()
     epochs = [torch.load(r / "last.pt", weights_only=True)["epoch"] for r in runs]
     assert len(set(epochs)) == (1 if moment == "before the journal" else 2)  # mid-rename they disagree on disk
-    resumed = [c.copy() for c in cfgs]
-    for c in resumed:
-        c.trainer.resume = True
-    fit_fused(resumed, runs)
-    for run, ref in zip(runs, (root / "m0", root / "m1")):
-        assert_identical(run, ref)
+    resume_and_compare(cfgs, runs, root)
+    for run in runs:
         assert not list(run.glob("*.next")) and not (run / checkpoint.COMMIT_JOURNAL).exists()
 
 
