@@ -141,13 +141,19 @@ part_fused() {  # what fusion buys on this GPU, then the launcher end to end
         dataset.num_classes=100 model=pyramidnet110 regularizer=baseline,cutmix,mixup,cutout trainer.epochs=2 \
         trainer.batch_size=64 trainer.device=cuda trainer.amp=bf16 trainer.progress=false trainer.overwrite=true \
         hydra/launcher=fused hydra.sweep.dir="$OUT/gpu_check_fused"
-    python3 - "$OUT/gpu_check_fused" <<'PY'
+    timeout "$LIMIT" python3 -m cutmix_repro.train -m dataset=synthetic dataset.train_size=4096 dataset.test_size=1000 \
+        dataset.num_classes=100 model=pyramidnet110 regularizer=cutmix,mixup regularizer.capturable=true seed=0,1 \
+        trainer.epochs=2 trainer.batch_size=64 trainer.device=cuda trainer.amp=bf16 trainer.capture=true \
+        trainer.progress=false trainer.overwrite=true hydra/launcher=fused hydra.sweep.dir="$OUT/gpu_check_fused_captured"
+    python3 - "$OUT/gpu_check_fused" "$OUT/gpu_check_fused_captured" <<'PY'
 import json, pathlib, sys
-runs = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*/results.json"))]
-assert len(runs) == 4 and all(r["status"] == "finished" and r["fused_group_size"] == 4 for r in runs), runs
-ips = runs[0]["history"][1]["images_per_s"]
-print(f"fused launcher on {runs[0]['machine'].get('gpu')}: 4 members of PyramidNet-110, epoch 2 "
-      f"{ips:.0f} img/s per member, {4 * ips:.0f} img/s in all")
+for folder, captured in ((sys.argv[1], False), (sys.argv[2], True)):
+    runs = [json.loads(p.read_text()) for p in sorted(pathlib.Path(folder).glob("*/results.json"))]
+    assert len(runs) == 4 and all(r["status"] == "finished" and r["fused_group_size"] == 4 and
+                                  r["captured"] == captured for r in runs), runs
+    ips = runs[0]["history"][1]["images_per_s"]
+    print(f"fused launcher on {runs[0]['machine'].get('gpu')}{', captured' if captured else ''}: 4 members of "
+          f"PyramidNet-110, epoch 2 {ips:.0f} img/s per member, {4 * ips:.0f} img/s in all")
 PY
 }
 

@@ -76,7 +76,7 @@ def test_capture_refuses_in_one_line_where_one_graph_cannot_hold(overrides, need
     assert not run.exists()
 
 
-def test_on_the_cpu_nothing_changes_and_capture_runs_alone_under_the_fused_launcher(tmp_path):
+def test_on_the_cpu_nothing_changes_and_captured_runs_still_fuse(tmp_path):
     from cutmix_repro.engine.fused_groups import why_alone
 
     args = ["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=16", *TINY_MODEL, "trainer.epochs=1",
@@ -84,6 +84,45 @@ def test_on_the_cpu_nothing_changes_and_capture_runs_alone_under_the_fused_launc
     result = fit_run([*args, "trainer.capture=true"], tmp_path / "captured")
     plain = fit_run(args, tmp_path / "plain")
     assert result["captured"] is False and result["history"][0]["val_loss"] == plain["history"][0]["val_loss"]
-    assert "trainer.capture" in why_alone(compose([*args, "trainer.capture=true"]))
+    assert why_alone(compose([*args, "trainer.capture=true"])) is None
     assert isinstance(torch.load(tmp_path / "captured" / "last.pt", weights_only=True)["optimizer"]["param_groups"][0]
                       ["lr"], float)
+
+
+def test_a_fused_groups_captured_step_trains_as_its_eager_fused_step(tmp_path, monkeypatch):
+    """Fused members under trainer.capture: they mix outside the graph (each under its own random state) and the
+    fused forward, their losses, backward and step go through CapturedStep; run without a graph on the CPU, the
+    group ends where the eager fused group ends."""
+    import cutmix_repro.engine.trainer as trainer_module
+    from cutmix_repro.engine import captured as captured_module
+    from cutmix_repro.engine.fused import fit_fused
+
+    members = [["regularizer=cutmix", "seed=0"], ["regularizer=mixup", "seed=1", "label_smoothing=0.1"]]
+    base = ["dataset=synthetic", "dataset.train_size=48", "dataset.test_size=16", "dataset.image_size=16",
+            "model=pyramidnet", "model.depth=14", "model.alpha=12", "model.bottleneck=false", "model.shakedrop=true",
+            "trainer.epochs=2", "trainer.batch_size=16", "trainer.lr=0.01", *FAST, "regularizer.capturable=true"]
+    cfgs = [compose([*base[:-1], *m, base[-1]]) for m in members]
+    fit_fused(cfgs, [tmp_path / "eager0", tmp_path / "eager1"])
+
+    def on_the_cpu_too(cfg, regularizer, model, optimizer, options, world_size):
+        if not captured_module.check_capture(cfg, regularizer, world_size):
+            return None
+        return CapturedStep(capture_body(model, regularizer, options), optimizer, options.device, graph=False)
+
+    monkeypatch.setattr(trainer_module, "make_captured", on_the_cpu_too)
+    calls = {"n": 0}
+    real_call = CapturedStep.__call__
+
+    def counting(self, *inputs):
+        calls["n"] += 1
+        return real_call(self, *inputs)
+
+    monkeypatch.setattr(CapturedStep, "__call__", counting)
+    fit_fused([compose([*base[:-1], *m, base[-1], "trainer.capture=true"]) for m in members],
+              [tmp_path / "captured0", tmp_path / "captured1"])
+    assert calls["n"] == 2 * 3  # every batch of both epochs through the captured step (48 = 3 full batches)
+    for i in range(2):
+        a = torch.load(tmp_path / f"eager{i}" / "last.pt", weights_only=True)["model"]
+        b = torch.load(tmp_path / f"captured{i}" / "last.pt", weights_only=True)["model"]
+        for key in a:
+            assert torch.allclose(a[key].double(), b[key].double(), atol=1e-6, rtol=1e-5), key

@@ -9,7 +9,10 @@ pool; the learning rate is a device tensor the schedule writes into (``sync_lr``
 it. The last, smaller batch of an epoch runs eagerly (a graph has static shapes). What the graph holds must not
 decide on the host: the regularizer must be capturable (``regularizer.capturable=true`` for CutMix and Mixup,
 whose draws are then made on the device; the baseline draws nothing). ``check_capture`` refuses in one line what
-cannot hold. On the CPU nothing changes: the step runs as usual (there are no CUDA graphs to capture).
+cannot hold. On the CPU nothing changes: the step runs as usual (there are no CUDA graphs to capture). A fused
+group captures its step too (``engine/fused.py``: the members mix outside the graph, each under its own random
+state; the fused forward, their losses, backward and step are the graph; the members' generators, which ShakeDrop
+draws from, are registered with it).
 
 With ``graph=False`` (tests, on the CPU) the same object runs the same body eagerly: static buffers, lr tensor
 and all, so the plumbing around the graph is tested where no GPU is.
@@ -54,75 +57,90 @@ def check_capture(cfg: DictConfig, regularizer, world_size: int) -> bool:
 
 
 class CapturedStep:
-    """``body(images, targets) -> (batch, logits, loss)``: the step up to the loss; this object adds the backward
-    pass and ``optimizer.step()`` and captures the whole as one CUDA graph (``graph=True``, on CUDA)."""
+    """``body(*inputs) -> (outputs, loss)``: the step up to the loss, on static copies of ``inputs``; this object
+    adds the backward pass and ``optimizer.step()`` and captures the whole as one CUDA graph (``graph=True``, on
+    CUDA). ``generators``: generators the body draws from besides the default one (a fused group's members'),
+    registered with the graph so that every replay draws anew from each."""
 
-    def __init__(self, body, optimizer: torch.optim.Optimizer, device: torch.device, graph: bool | None = None):
+    def __init__(self, body, optimizer: torch.optim.Optimizer, device: torch.device, graph: bool | None = None,
+                 generators=()):
         self.body, self.optimizer, self.device = body, optimizer, device
         self.graph_mode = device.type == "cuda" if graph is None else graph
+        self.generators = [g for g in generators if g.device.type == "cuda"]
         self.warm = 0
         self.graph = None
-        self.static: tuple | None = None
+        self.static: list[torch.Tensor] | None = None
         self.outputs = None
         self.lr = []
         for group in optimizer.param_groups:  # the lr as a device tensor the graph reads
             group["lr"] = torch.tensor(float(group["lr"]), device=device)
             self.lr.append(group["lr"])
-        self.shape = None
+        self.shapes = None
 
-    def sync_lr(self) -> None:
-        """After the schedule stepped (it sets ``group["lr"]`` anew): its value into the tensor the graph reads."""
-        for group, tensor in zip(self.optimizer.param_groups, self.lr):
-            tensor.fill_(float(group["lr"]))
+    def sync_lr(self, values=None) -> None:
+        """After the schedule stepped (it may set ``group["lr"]`` anew), or to ``values``: the lr into the tensors
+        the graph reads."""
+        for i, (group, tensor) in enumerate(zip(self.optimizer.param_groups, self.lr)):
+            tensor.fill_(float(group["lr"] if values is None else values[i]))
             group["lr"] = tensor
 
-    def takes(self, images: torch.Tensor) -> bool:
-        """Whether this batch goes through the graph (every full batch; the first one fixes the shape)."""
-        if self.shape is None:
-            self.shape = tuple(images.shape)
-        return tuple(images.shape) == self.shape
+    def takes(self, *inputs: torch.Tensor) -> bool:
+        """Whether these inputs go through the graph: the shapes and types of the first call's (every full batch)."""
+        shapes = [(tuple(t.shape), t.dtype) for t in inputs]
+        if self.shapes is None:
+            self.shapes = shapes
+        return shapes == self.shapes
 
-    def _train(self, images, targets):
-        batch, logits, loss = self.body(images, targets)
+    def _train(self, inputs):
+        outputs, loss = self.body(*inputs)
         loss.backward()
         self.optimizer.step()
-        return batch, logits, loss
+        return outputs, loss
 
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor):
+    def __call__(self, *inputs: torch.Tensor):
         if self.static is None:
-            self.static = (images.clone(), targets.clone())
-        x, y = self.static
-        x.copy_(images)
-        y.copy_(targets)
+            self.static = [t.clone() for t in inputs]
+        for static, t in zip(self.static, inputs):
+            static.copy_(t)
         if not self.graph_mode:
             self.optimizer.zero_grad(set_to_none=True)
-            self.outputs = self._train(x, y)
+            self.outputs = self._train(self.static)
             return self.outputs
         if self.graph is None and self.warm < WARMUP_STEPS:  # real steps, on a side stream as the docs do
             stream = torch.cuda.Stream(self.device)
             stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(stream):
                 self.optimizer.zero_grad(set_to_none=True)
-                outputs = self._train(x, y)
+                outputs = self._train(self.static)
             torch.cuda.current_stream(self.device).wait_stream(stream)
             self.warm += 1
             return outputs
         if self.graph is None:  # capture (records, runs nothing), then replay this batch
             self.optimizer.zero_grad(set_to_none=True)
             self.graph = torch.cuda.CUDAGraph()
+            for generator in self.generators:
+                self.graph.register_generator_state(generator)
             with torch.cuda.graph(self.graph):
-                self.outputs = self._train(x, y)
+                self.outputs = self._train(self.static)
         self.graph.replay()
         return self.outputs
 
 
-
 def capture_body(model, regularizer, options):
-    """The captured step up to its loss: mix, forward, the mixed loss (``CapturedStep`` adds the rest)."""
+    """A solo step up to its loss, all of it in the graph: mix (a capturable regularizer), forward, the mixed loss.
+    Its outputs: (the mixed batch, the logits)."""
     def body(images, targets):
         batch = regularizer(images, targets)
         with options.autocast():
             logits = model(options.layout(batch.inputs))
-        return batch, logits, loss_function(options.loss)(logits.float(), batch, options.label_smoothing)
+        return (batch, logits), loss_function(options.loss)(logits.float(), batch, options.label_smoothing)
 
     return body
+
+
+def make_captured(cfg: DictConfig, regularizer, model, optimizer, options, world_size: int) -> CapturedStep | None:
+    """``trainer.capture``'s step for a run (``check_capture`` first: one line where it cannot hold); on the CPU
+    None: nothing changes there."""
+    if not check_capture(cfg, regularizer, world_size) or options.device.type != "cuda":
+        return None
+    return CapturedStep(capture_body(model, regularizer, options), optimizer, options.device)

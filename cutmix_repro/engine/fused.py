@@ -34,6 +34,7 @@ from omegaconf import DictConfig
 from ..errors import ConfigError
 from . import distributed
 from . import records as R
+from .captured import CapturedStep
 from .checkpoint import GroupCommit, recover_group_commit
 from .compiled import compiled_graphs
 from .fused_groups import fusion_groups
@@ -198,6 +199,10 @@ def _train_members(members: list[Member], device: torch.device) -> dict[int, dic
     fused = fuse_models([m.run.parts.model for m in members], [m.rng for m in members])
     fused_params = share_with_members(fused, [m.run.parts.model for m in members])
     optimizer = _fused_optimizer(members, fused_params)
+    captured = None
+    if members[0].run.parts.captured is not None:  # trainer.capture on CUDA: the group's step as one graph
+        captured = CapturedStep(fused_capture_body(fused, members), optimizer, device,
+                                generators=[m.rng.device_generator for m in members])
     commit = GroupCommit([m.run.run_dir for m in members])
     for m in members:
         m.run.recorder.files = commit
@@ -209,7 +214,7 @@ def _train_members(members: list[Member], device: torch.device) -> dict[int, dic
              epochs, device)
     stop = StopRequest().install()
     try:
-        _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs)
+        _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs, captured)
     except BaseException as err:
         if k > 1 and not members[0].stepped and _out_of_memory(err):
             for m in members:
@@ -231,7 +236,7 @@ def _train_members(members: list[Member], device: torch.device) -> dict[int, dic
     return out
 
 
-def _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs) -> None:
+def _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs, captured=None) -> None:
     k = len(members)
     position0 = members[0].run.position
     wall_before = position0.history[-1][R.WALL_TIME] if position0.history else 0.0
@@ -244,11 +249,15 @@ def _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs)
             parts.data.train.set_epoch(epoch, start_step)
             if hasattr(parts.regularizer, "set_progress"):
                 parts.regularizer.set_progress(epoch / max(epochs - 1, 1))
-            lrs.append(parts.optimizer.param_groups[0]["lr"])
+            lrs.append(float(parts.optimizer.param_groups[0]["lr"]))
             snapshots.append(m.run.recorder.snapshot())
-        for fused_group, member_group in zip(optimizer.param_groups, members[0].run.parts.optimizer.param_groups):
-            fused_group["lr"] = member_group["lr"]  # the members' schedulers (the same) set the group's lr
-        train = _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapshots)
+        member_lrs = [float(g["lr"]) for g in members[0].run.parts.optimizer.param_groups]
+        if captured is not None:  # the members' schedulers (the same) set the group's lr
+            captured.sync_lr(member_lrs)
+        else:
+            for fused_group, lr in zip(optimizer.param_groups, member_lrs):
+                fused_group["lr"] = lr
+        train = _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapshots, captured)
         if train.get("interrupted"):
             for m in (m for m in members if not m.failed):
                 m.run.position.step, m.run.position.meter = train["step"], m.meter
@@ -286,7 +295,7 @@ def _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs)
         cold = False
 
 
-def _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapshots) -> dict:
+def _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapshots, captured=None) -> dict:
     """``trainer.train_one_epoch`` for the group: the members' batches and mixing under their own random
     states, one fused forward and backward, one step of the fused optimizer."""
     options = members[0].run.parts.options
@@ -310,8 +319,13 @@ def _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapsho
             with m.rng.active():
                 images, targets = next(it)
                 batches.append(m.run.parts.regularizer(images, targets))
-        outs, losses = fused_step(fused, optimizer, batches, options,
-                                  [(m.run.parts.options.loss, m.run.parts.options.label_smoothing) for m in members])
+        graphed = captured_inputs(batches, options.device) if captured is not None else None
+        if graphed is not None and captured.takes(*graphed):  # forward, losses, backward, step: one CUDA graph
+            (outs, losses), _ = captured(*graphed)
+        else:
+            outs, losses = fused_step(fused, optimizer, batches, options,
+                                      [(m.run.parts.options.loss, m.run.parts.options.label_smoothing)
+                                       for m in members])
         for m, batch, member_out, loss, snapshot in zip(members, batches, outs, losses, snapshots):
             m.meter.update(member_out, batch.targets_a, loss)
             m.first_bad = torch.where((m.first_bad < 0) & ~torch.isfinite(loss), step_on_device, m.first_bad)
@@ -347,6 +361,35 @@ def fused_step(fused, optimizer, batches: list, options, losses: list[tuple[str,
     torch.stack(values).sum().backward()
     optimizer.step()
     return outs, values
+
+
+def captured_inputs(batches: list, device: torch.device) -> list[torch.Tensor]:
+    """What a fused group's captured step copies into its static buffers: the members' mixed images (stacked) and
+    each member's targets and λ (a tensor)."""
+    per_member = []
+    for b in batches:
+        per_member += [b.targets_a, b.targets_b, torch.as_tensor(b.lam, dtype=torch.float64, device=device)]
+    return [stack_members([b.inputs for b in batches]), *per_member]
+
+
+def fused_capture_body(fused, members: list[Member]):
+    """The group's step up to its loss, for ``trainer.capture``: the members mixed their batches before it (each
+    under its own random state, outside the graph); the fused forward pass (ShakeDrop drawing from the members'
+    generators, registered with the graph) and every member's loss. Outputs: (logits, losses) per member."""
+    from ..regularizers import MixedBatch
+
+    options, k = members[0].run.parts.options, len(members)
+    losses = [(m.run.parts.options.loss, m.run.parts.options.label_smoothing) for m in members]
+
+    def body(x, *per_member):
+        with options.autocast():
+            logits = fused(options.layout(x))
+        outs = member_logits(logits, k)
+        values = [loss_function(name)(out.float(), MixedBatch(x, *per_member[3 * i:3 * i + 3]), smoothing)
+                  for i, ((name, smoothing), out) in enumerate(zip(losses, outs))]
+        return (outs, values), torch.stack(values).sum()
+
+    return body
 
 
 def _check_members(members: list[Member], epoch: int) -> None:

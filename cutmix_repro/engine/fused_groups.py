@@ -45,7 +45,6 @@ def why_alone(cfg: DictConfig) -> str | None:
     t = cfg.trainer
     switches = {"trainer.accumulate": t.get("accumulate", 1) != 1, "trainer.ema_decay": t.get("ema_decay") is not None,
                 "trainer.clip_grad_norm": t.get("clip_grad_norm") is not None, "trainer.compile": bool(t.compile),
-                "trainer.capture": bool(t.get("capture", False)),
                 "trainer.amp=fp16": t.amp == "fp16"}
     on = [name for name, value in switches.items() if value]
     if on:

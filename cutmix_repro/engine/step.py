@@ -124,8 +124,8 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
     step, last_step = start_step, start_step + len(loader)
     for images, targets in bar:
         options.step_begins()
-        if captured is not None and captured.takes(images):  # mixing, forward, loss, backward, step: one graph
-            batch, logits, loss = captured(images, targets)
+        if captured is not None and captured.takes(images, targets):  # mixing … optimizer step: one graph
+            (batch, logits), loss = captured(images, targets)
             meter.update(logits, batch.targets_a, loss)
             if snapshot is not None and not snapshot.done:
                 snapshot.offer(detached_copy(batch))

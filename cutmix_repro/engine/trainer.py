@@ -35,7 +35,7 @@ from ..errors import ConfigError
 from ..models import count_parameters
 from . import distributed
 from . import records as R
-from .captured import CapturedStep, capture_body, check_capture
+from .captured import CapturedStep, make_captured
 from .checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -173,9 +173,7 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
     if info.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
-    captured = None
-    if check_capture(cfg, regularizer, info.world_size) and device.type == "cuda":
-        captured = CapturedStep(capture_body(train_model, regularizer, options), optimizer, device)
+    captured = make_captured(cfg, regularizer, train_model, optimizer, options, info.world_size)
     return Parts(data, regularizer, model, train_model, optimizer, scheduler, scaler, options,
                  OmegaConf.to_container(cfg, resolve=True), compiled, ema, captured)
 
