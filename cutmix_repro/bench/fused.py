@@ -125,6 +125,9 @@ def bench_fused(cases, ks=(1, 2, 4, 8), batch_size: int = 64, steps: int = 4, de
                          "mode": "fused", "batch_size": batch_size, "aggregate_images_per_s": ips,
                          "solo_images_per_s": solo_ips, "over_solo": ips / solo_ips,
                          "mb_per_member": per_member / 2**20})
+            if cuda and k > 1:  # the same group with its step captured as one CUDA graph (trainer.capture)
+                rows.append(_fused_captured_row(label, params, fused, fused_opt, data, rngs, mixers, options,
+                                                batch_size, steps, solo_ips, min_run_time))
             del models, fused, fused_params, fused_opt
             if cuda:
                 torch.cuda.empty_cache()
@@ -177,5 +180,37 @@ def _captured_row(label, params, model, optimizer, batches, options, batch_size,
         return {"model": label, "members": 1, "device": str(options.device), "mode": "captured",
                 "capture_error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
     return {"model": label, "params": params, "members": 1, "device": str(options.device), "mode": "captured",
+            "batch_size": batch_size, "aggregate_images_per_s": ips, "solo_images_per_s": solo_ips,
+            "over_solo": ips / solo_ips, "mb_per_member": float("nan")}
+
+
+def _fused_captured_row(label, params, fused, optimizer, data, rngs, mixers, options, batch_size, steps, solo_ips,
+                        min_run_time):
+    """A fused group under ``trainer.capture``: the members mix outside the graph, the rest is one CUDA graph."""
+    from ..engine.captured import CapturedStep
+    from ..engine.fused import captured_inputs, fused_capture_body
+    from .common import median_time
+
+    k = len(rngs)
+    captured = CapturedStep(fused_capture_body(fused, options, [("ce", 0.0)] * k), optimizer, options.device,
+                            generators=[r.device_generator for r in rngs])
+
+    def step(d=data):
+        fused.train()
+        for per_member in d:
+            mixed = []
+            for (x, y), rng, mixer in zip(per_member, rngs, mixers):
+                with rng.active(python=False):
+                    mixed.append(mixer(x.clone(), y))
+            captured(*captured_inputs(mixed, options.device))
+
+    try:
+        for _ in range(2):  # the warm-up steps and the capture
+            step()
+        ips = k * batch_size * steps / median_time(step, min_run_time)
+    except Exception as err:
+        return {"model": label, "members": k, "device": str(options.device), "mode": "fused+captured",
+                "capture_error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+    return {"model": label, "params": params, "members": k, "device": str(options.device), "mode": "fused+captured",
             "batch_size": batch_size, "aggregate_images_per_s": ips, "solo_images_per_s": solo_ips,
             "over_solo": ips / solo_ips, "mb_per_member": float("nan")}

@@ -201,7 +201,8 @@ def _train_members(members: list[Member], device: torch.device) -> dict[int, dic
     optimizer = _fused_optimizer(members, fused_params)
     captured = None
     if members[0].run.parts.captured is not None:  # trainer.capture on CUDA: the group's step as one graph
-        captured = CapturedStep(fused_capture_body(fused, members), optimizer, device,
+        losses = [(m.run.parts.options.loss, m.run.parts.options.label_smoothing) for m in members]
+        captured = CapturedStep(fused_capture_body(fused, members[0].run.parts.options, losses), optimizer, device,
                                 generators=[m.rng.device_generator for m in members])
     commit = GroupCommit([m.run.run_dir for m in members])
     for m in members:
@@ -372,14 +373,14 @@ def captured_inputs(batches: list, device: torch.device) -> list[torch.Tensor]:
     return [stack_members([b.inputs for b in batches]), *per_member]
 
 
-def fused_capture_body(fused, members: list[Member]):
+def fused_capture_body(fused, options, losses: list[tuple[str, float]]):
     """The group's step up to its loss, for ``trainer.capture``: the members mixed their batches before it (each
     under its own random state, outside the graph); the fused forward pass (ShakeDrop drawing from the members'
-    generators, registered with the graph) and every member's loss. Outputs: (logits, losses) per member."""
+    generators, registered with the graph) and every member's loss (``losses``: its loss name and label smoothing).
+    Outputs: (logits, losses) per member."""
     from ..regularizers import MixedBatch
 
-    options, k = members[0].run.parts.options, len(members)
-    losses = [(m.run.parts.options.loss, m.run.parts.options.label_smoothing) for m in members]
+    k = len(losses)
 
     def body(x, *per_member):
         with options.autocast():
