@@ -4,10 +4,11 @@ job killed and resumed ends bit-identical to one never stopped; a member resumed
 launcher groups what can share a step and says why the rest runs alone.
 
 The tolerance of "equal to its solo run": after two epochs (four steps at lr 0.01) every weight and BatchNorm
-statistic within 1e-4 + 1e-3 × its size of the solo run's, every recorded loss within a relative 1e-4, every
-error within one test image. Measured here (2026-12-02): the fused kernels add in another order, 1e-7 after one
-step, which these tiny-batch networks grow to at most 9e-6 after four (at lr 0.1 and six steps: 1.6e-3, which
-is why the test trains at 0.01)."""
+statistic within 1e-4 + 1e-3 × its size of the solo run's, every momentum buffer within 25% of its norm, every
+recorded loss within a relative 1e-4, every error within one test image. Measured here (2026-12-02): the fused
+kernels add in another order, 1e-7 after one step, which these tiny-batch networks grow to at most 9e-6 in the
+weights after four (at lr 0.1 and six steps: 1.6e-3, which is why the test trains at 0.01) and to 6% in the
+momentum buffers (sums of gradients; another member's slice would be off by more than 100%)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,10 @@ DATA = ["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=32", "d
         "trainer.epochs=2", "trainer.batch_size=16", "trainer.lr=0.01", *FAST]
 MODELS = {"pyramidnet-shakedrop": ["model=pyramidnet", "model.depth=14", "model.alpha=12", "model.bottleneck=false",
                                    "model.shakedrop=true"],
-          "resnet": ["model=cifar_resnet", "model.depth=8", "model.bottleneck=false"]}
+          "resnet": ["model=cifar_resnet", "model.depth=8", "model.bottleneck=false"],
+          # the paper's PyramidNet-110/200 and ResNet-110 have bottleneck blocks: the same, small
+          "pyramidnet-bottleneck": ["model=pyramidnet", "model.depth=11", "model.alpha=12", "model.bottleneck=true"],
+          "resnet-bottleneck": ["model=cifar_resnet", "model.depth=11", "model.bottleneck=true"]}
 MEMBERS = [["regularizer=baseline", "seed=0"], ["regularizer=cutmix", "seed=1", "label_smoothing=0.1"],
            ["regularizer=mixup", "seed=2"]]
 
@@ -50,9 +54,9 @@ def assert_equal_to_solo(fused_dir, solo_dir):
     for key, value in a["model"].items():  # weights and BatchNorm statistics (num_batches_tracked exactly)
         assert torch.allclose(value.double(), b["model"][key].double(), rtol=1e-3, atol=1e-4), key
     assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
-    for index, state in b["optimizer"]["state"].items():  # sums of gradients: more sensitive (1.5% measured)
-        mine, theirs = a["optimizer"]["state"][index]["momentum_buffer"], state["momentum_buffer"]
-        assert float((mine - theirs).norm()) <= 0.05 * float(theirs.norm()) + 1e-6, index
+    for index, state in b["optimizer"]["state"].items():  # sums of gradients, more sensitive: up to 6% measured
+        mine, theirs = a["optimizer"]["state"][index]["momentum_buffer"], state["momentum_buffer"]  # (another
+        assert float((mine - theirs).norm()) <= 0.25 * float(theirs.norm()) + 1e-6, index  # member's: > 100%)
     ra, rb = results(fused_dir), results(solo_dir)
     for ea, eb in zip(ra["history"], rb["history"], strict=True):
         for field in ("train_loss", "val_loss"):
