@@ -4,6 +4,8 @@ never asserted by timing here)."""
 import subprocess
 from pathlib import Path
 
+import torch
+
 from cutmix_repro.bench import forward_flops
 from cutmix_repro.models import create_model
 from cutmix_repro.paper import load_tables
@@ -88,3 +90,28 @@ def test_gpu_check_training_overrides_are_valid_config_keys():
     assert runs["train"].trainer.compile and runs["train"].trainer.epochs >= 3  # steady state: epochs after the first
     assert recipe_switches(runs["train"]) == {}
     assert set(recipe_switches(runs["switches"])) == {"scheduler", "ema_decay", "augment"}
+
+
+def test_the_captured_rows_of_the_fused_section_run_where_there_is_no_graph():
+    """On CUDA section 12 adds the captured solo step and each fused group captured; their code runs here too
+    (CapturedStep without a graph on the CPU), so a GPU session does not meet a slip of ours first."""
+    from cutmix_repro.bench.fused import _captured_row, _fused_captured_row
+    from cutmix_repro.engine.fusion import MemberRNG, fuse_models, share_with_members
+    from cutmix_repro.engine.optim import sgd
+    from cutmix_repro.engine.step import StepOptions
+    from cutmix_repro.regularizers import CutMix
+
+    device, options = torch.device("cpu"), StepOptions(device=torch.device("cpu"), log_interval=100)
+    model = create_model("cifar_resnet", 100, depth=8, bottleneck=False)
+    batches = [(torch.randn(4, 3, 32, 32), torch.randint(100, (4,))) for _ in range(2)]
+    optimizer = sgd(model, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, classifier_lr=None)
+    row = _captured_row("resnet8", 78_000, model, optimizer, batches, options, 4, 2, 100.0, 0.01)
+    assert "capture_error" not in row and row["aggregate_images_per_s"] > 0 and row["mode"] == "captured"
+    models = [create_model("cifar_resnet", 100, depth=8, bottleneck=False) for _ in range(2)]
+    rngs = [MemberRNG(device) for _ in range(2)]
+    fused = fuse_models(models, rngs)
+    fused_opt = torch.optim.SGD(list(share_with_members(fused, models).values()), lr=0.1, momentum=0.9)
+    data = [[(torch.randn(4, 3, 32, 32), torch.randint(100, (4,))) for _ in range(2)] for _ in range(2)]
+    row = _fused_captured_row("resnet8", 78_000, fused, fused_opt, data, rngs, [CutMix(), CutMix()], options, 4, 2,
+                              100.0, 0.01)
+    assert "capture_error" not in row and row["aggregate_images_per_s"] > 0 and row["members"] == 2

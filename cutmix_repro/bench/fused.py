@@ -102,11 +102,7 @@ def bench_fused(cases, ks=(1, 2, 4, 8), batch_size: int = 64, steps: int = 4, de
                 def step(f=fused, o=fused_opt, d=data, r=rngs, mix=mixers, losses=losses):
                     f.train()
                     for per_member in d:
-                        mixed = []
-                        for (x, y), rng, mixer in zip(per_member, r, mix):
-                            with rng.active(python=False):
-                                mixed.append(mixer(x.clone(), y))
-                        fused_step(f, o, mixed, options, losses)
+                        fused_step(f, o, _mixed(per_member, r, mix), options, losses)
 
                 saved = _SavedBytes()
                 with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
@@ -163,7 +159,6 @@ def _captured_row(label, params, model, optimizer, batches, options, batch_size,
     from ..engine.captured import CapturedStep, capture_body
     from ..engine.step import train_one_epoch
     from ..regularizers import CutMix
-    from .common import median_time
 
     mixer = CutMix(alpha=1.0, capturable=True)
     captured = CapturedStep(capture_body(model, mixer, options), optimizer, options.device)
@@ -172,16 +167,9 @@ def _captured_row(label, params, model, optimizer, batches, options, batch_size,
     def step(b=batches):
         train_one_epoch(model, [(x.clone(), y) for x, y in b], mixer, optimizer, scaler, options, 0, captured=captured)
 
-    try:
-        for _ in range(2):  # the warm-up steps and the capture
-            step()
-        ips = batch_size * steps / median_time(step, min_run_time)
-    except Exception as err:  # a capture that fails is a finding, not a crash of the bench
-        return {"model": label, "members": 1, "device": str(options.device), "mode": "captured",
-                "capture_error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
-    return {"model": label, "params": params, "members": 1, "device": str(options.device), "mode": "captured",
-            "batch_size": batch_size, "aggregate_images_per_s": ips, "solo_images_per_s": solo_ips,
-            "over_solo": ips / solo_ips, "mb_per_member": float("nan")}
+    row = {"model": label, "params": params, "members": 1, "device": str(options.device), "mode": "captured",
+           "batch_size": batch_size, "solo_images_per_s": solo_ips}
+    return _timed_capture(step, row, batch_size * steps, min_run_time)
 
 
 def _fused_captured_row(label, params, fused, optimizer, data, rngs, mixers, options, batch_size, steps, solo_ips,
@@ -189,7 +177,6 @@ def _fused_captured_row(label, params, fused, optimizer, data, rngs, mixers, opt
     """A fused group under ``trainer.capture``: the members mix outside the graph, the rest is one CUDA graph."""
     from ..engine.captured import CapturedStep
     from ..engine.fused import captured_inputs, fused_capture_body
-    from .common import median_time
 
     k = len(rngs)
     captured = CapturedStep(fused_capture_body(fused, options, [("ce", 0.0)] * k), optimizer, options.device,
@@ -198,19 +185,32 @@ def _fused_captured_row(label, params, fused, optimizer, data, rngs, mixers, opt
     def step(d=data):
         fused.train()
         for per_member in d:
-            mixed = []
-            for (x, y), rng, mixer in zip(per_member, rngs, mixers):
-                with rng.active(python=False):
-                    mixed.append(mixer(x.clone(), y))
-            captured(*captured_inputs(mixed, options.device))
+            captured(*captured_inputs(_mixed(per_member, rngs, mixers), options.device))
+
+    row = {"model": label, "params": params, "members": k, "device": str(options.device), "mode": "fused+captured",
+           "batch_size": batch_size, "solo_images_per_s": solo_ips}
+    return _timed_capture(step, row, k * batch_size * steps, min_run_time)
+
+
+def _mixed(per_member, rngs, mixers) -> list:
+    """Each member's batch mixed by its own mixer under its own random state."""
+    mixed = []
+    for (x, y), rng, mixer in zip(per_member, rngs, mixers):
+        with rng.active(python=False):
+            mixed.append(mixer(x.clone(), y))
+    return mixed
+
+
+def _timed_capture(step, row: dict, images: int, min_run_time: float) -> dict:
+    """``row`` with the captured ``step``'s images/s (after its warm-up steps and capture), or the error it met: a
+    capture that fails is a finding of the bench, not a crash of it."""
+    from .common import median_time
 
     try:
-        for _ in range(2):  # the warm-up steps and the capture
+        for _ in range(2):
             step()
-        ips = k * batch_size * steps / median_time(step, min_run_time)
+        ips = images / median_time(step, min_run_time)
     except Exception as err:
-        return {"model": label, "members": k, "device": str(options.device), "mode": "fused+captured",
-                "capture_error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
-    return {"model": label, "params": params, "members": k, "device": str(options.device), "mode": "fused+captured",
-            "batch_size": batch_size, "aggregate_images_per_s": ips, "solo_images_per_s": solo_ips,
-            "over_solo": ips / solo_ips, "mb_per_member": float("nan")}
+        return {**row, "capture_error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+    return {**row, "aggregate_images_per_s": ips, "over_solo": ips / row["solo_images_per_s"],
+            "mb_per_member": float("nan")}
