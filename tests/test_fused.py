@@ -385,14 +385,13 @@ def test_reproduce_fuse_launches_through_the_fused_launcher_and_estimates_from_a
         {"model": "pyramidnet200", "data": "cifar", "device": "NVIDIA H200", "date": "2026-12-03",
          "images_per_s": 6000.0, "mode": "fused", "members": 8}]))
     monkeypatch.setattr(reproduce, "THROUGHPUT_FILE", path)
-    assert reproduce.main(["table5", "--fuse", "--dry-run"]) == 0
+    assert reproduce.main(["table7", "--fuse", "--dry-run"]) == 0  # CIFAR-10, PyramidNet-200: 5 rows × 3 seeds
     out = capsys.readouterr().out
     commands = [line for line in out.splitlines() if "cutmix_repro.train" in line]
-    assert len(commands) == 15 and all("hydra/launcher=fused" in c for c in commands)
+    assert len(commands) == 5 and all("hydra/launcher=fused" in c for c in commands)
     # a row's three seeds fuse as a group of 3: the measured group of 2 (not 8) is the rate that applies
     assert "fused, 2 members, aggregate 3000 img/s" in out
-    hours = 45 * 300 * 50_000 / 3000 / 3600
-    assert f"estimate: {hours:.1f} GPU-hours" in out
-    assert reproduce.main(["table5", "--dry-run"]) == 0
+    assert f"estimate: {15 * 300 * 50_000 / 3000 / 3600:.1f} GPU-hours" in out
+    assert reproduce.main(["table7", "--dry-run"]) == 0
     solo = capsys.readouterr().out
-    assert "hydra/launcher=fused" not in solo and f"estimate: {45 * 300 * 50_000 / 1000 / 3600:.1f} GPU-hours" in solo
+    assert "hydra/launcher=fused" not in solo and f"estimate: {15 * 300 * 50_000 / 1000 / 3600:.1f} GPU-hours" in solo
