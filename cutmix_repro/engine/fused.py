@@ -139,7 +139,8 @@ def fit_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: list[dict] 
         log.addHandler(handler)
         handlers.append(handler)
     try:
-        return _fit_group(cfgs, run_dirs, choices, info, device)
+        results = _fit_group(cfgs, run_dirs, choices, info, device, list(range(len(cfgs))))
+        return [results[i] for i in range(len(cfgs))]
     finally:
         log.setLevel(level)
         for handler in handlers:
@@ -156,8 +157,8 @@ def _out_of_memory(err: BaseException) -> bool:
         isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err)))
 
 
-def _fit_group(cfgs, run_dirs, choices, info, device, indices=None) -> list[dict | str]:
-    indices = list(range(len(cfgs))) if indices is None else indices
+def _fit_group(cfgs, run_dirs, choices, info, device, indices: list[int]) -> dict[int, dict | str]:
+    """{job: its results or error line} for the jobs ``indices`` (started, then trained by position)."""
     results: dict[int, dict | str] = {}
     members: list[Member] = []
     for i in indices:
@@ -186,7 +187,7 @@ def _fit_group(cfgs, run_dirs, choices, info, device, indices=None) -> list[dict
                      half, len(group) - half)
             for part in (group[:half], group[half:]):
                 results.update(_fit_group(cfgs, run_dirs, choices, info, device, [m.index for m in part]))
-    return [results[i] for i in indices] if indices == list(range(len(cfgs))) else results
+    return results
 
 
 def _train_members(members: list[Member], device: torch.device) -> dict[int, dict | str]:

@@ -213,10 +213,6 @@ def _fused_pyramid_forward(self, x: Tensor) -> Tensor:
     return out + shortcut
 
 
-def _leaf_names(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
-
-
 def fuse_models(models: list[nn.Module], rngs: list[MemberRNG]) -> nn.Module:
     """One model that computes the k members' forward passes at once (module docstring). The members must be
     the same architecture (``FUSABLE_MODELS``) with the same options; their weights are copied in."""

@@ -128,37 +128,26 @@ def train_one_epoch(model, loader, regularizer, optimizer, scaler, options: Step
             (batch, logits), loss = captured(images, targets)
             meter.update(logits, batch.targets_a, loss)
             if snapshot is not None and not snapshot.done:
-                snapshot.offer(detached_copy(batch))
-            if ema is not None:
-                ema.update()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step_on_device, first_bad)
-            step_on_device += 1
-            step += 1
-            if step % options.log_interval == 0:
-                _check_finite(first_bad, epoch)
-            if stop is not None and _stop_agreed(stop, step, step == last_step, distributed_run):
-                _check_finite(first_bad, epoch)
-                bar.close()
-                return {"interrupted": True, "step": step, "meter": meter}
-            continue
-        batch = regularizer(images, targets)
-        if options.accumulate == 1:  # the paper's step, exactly
-            with options.autocast():
-                logits = model(options.layout(batch.inputs), mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
-            loss = loss_function(options.loss)(logits.float(), batch, options.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            meter.update(logits, batch.targets_a, loss)  # train error against each image's own label
+                snapshot.offer(detached_copy(batch))  # the graph's outputs: the next replay overwrites them
         else:
-            optimizer.zero_grad(set_to_none=True)
-            loss = _accumulate(model, batch, scaler, options, meter)
-        if snapshot is not None and not snapshot.done:
-            snapshot.offer(batch)
-        if options.clip_grad_norm is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
+            batch = regularizer(images, targets)
+            if options.accumulate == 1:  # the paper's step, exactly
+                with options.autocast():
+                    logits = model(options.layout(batch.inputs), mix_layer=batch.mix_layer, mix_fn=batch.mix_fn)
+                loss = loss_function(options.loss)(logits.float(), batch, options.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                meter.update(logits, batch.targets_a, loss)  # train error against each image's own label
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                loss = _accumulate(model, batch, scaler, options, meter)
+            if snapshot is not None and not snapshot.done:
+                snapshot.offer(batch)
+            if options.clip_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
         if ema is not None:
             ema.update()
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step_on_device, first_bad)
