@@ -42,6 +42,7 @@ from .paper import (
     EVALUATION_TABLES,
     FIGURES,
     LOCALIZATION_TABLES,
+    REAL_TABLES,
     TABLES,
     TRANSFER_TABLES,
     config_key,
@@ -51,12 +52,12 @@ from .paper import (
     run_key,
 )
 
-NAMES = TABLES + LOCALIZATION_TABLES + TRANSFER_TABLES + EVALUATION_TABLES + FIGURES + BEYOND_TABLES
+NAMES = TABLES + LOCALIZATION_TABLES + TRANSFER_TABLES + EVALUATION_TABLES + FIGURES + BEYOND_TABLES + REAL_TABLES
 # what each evaluation table measures, and the table whose training runs it needs
 EVALUATIONS = {"table11": (["clean", "fgsm", "occlusion", "in-between"], "table3"),
                "table12": (["clean", "ood", "calibration"], "table5")}
 TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167, "digits": 1_438, "cub": 5_994,
-                "imagenet_boxes": 1_281_167}
+                "imagenet_boxes": 1_281_167, "fashion_mnist": 60_000}
 THROUGHPUT_FILE = Path("results/bench/throughput.json")
 
 
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the training commands, run nothing")
     parser.add_argument("--runs-dir", default="runs", help="where the runs go (default: runs)")
     parser.add_argument("--out", default="runs/report", help="where the report goes (default: runs/report)")
+    parser.add_argument("--jobs", type=int, default=None, help="runs trained side by side, each with an equal share "
+                        "of the CPU threads (default: the table's `jobs`, else 1)")
     parser.add_argument("--fuse", action="store_true", help="train each launch's runs as fused groups "
                         "(hydra/launcher=fused) and estimate from a fused rate where one was measured")
     args, passed_on = parser.parse_known_intermixed_args(argv)
@@ -178,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     if passed_on:
         print(f"error: {passed_on[0]!r} is not an option of python -m cutmix_repro.reproduce", file=sys.stderr)
         return 2
+    if args.jobs is None:
+        args.jobs = int(load_tables()[args.name].get("jobs", 1))
+    if args.jobs < 1 or (args.jobs > 1 and args.fuse):
+        print(f"error: --jobs={args.jobs} is invalid: a number of runs side by side >= 1 (without --fuse, which trains "
+              "a launch's runs as one model)", file=sys.stderr)
+        return 2
     commands = commands_for(args.name, [*args.overrides, *(["hydra/launcher=fused"] if args.fuse else [])],
                             args.runs_dir)
     total, hours, notes = estimate([overrides for _, overrides in commands], args.fuse)
@@ -190,14 +199,50 @@ def main(argv: list[str] | None = None) -> int:
     return run_launches(args, [(label, [*train, *overrides]) for label, overrides in commands])
 
 
+def split_seeds(label: str, command: list[str]) -> list[tuple[str, list[str]]]:
+    """A launch's runs one by one: each seed of its ``seed=a,b,c`` sweep as its own one-run multirun, landing in the
+    sweep folder's subfolder of the same number as the whole sweep would put it (``hydra.sweep.subdir``)."""
+    seeds = [o for o in command if o.startswith("seed=")]
+    if len(seeds) != 1 or "," not in seeds[0]:
+        return [(label, command)]
+    values = seeds[0].split("=", 1)[1].split(",")
+    return [(f"{label}, seed {value}", [f"seed={value}" if o == seeds[0] else o for o in command]
+             + [f"hydra.sweep.subdir={i}"]) for i, value in enumerate(values)]
+
+
+def side_by_side(commands: list[tuple[str, list[str]]], jobs: int) -> list[tuple[str, list[str]]]:
+    """``jobs`` > 1: every run its own command, with ``trainer.threads`` = the CPU threads / ``jobs`` (unless given)
+    and no progress bar (their lines would interleave)."""
+    import os
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    out = []
+    for label, command in commands:
+        for run_label, run in split_seeds(label, command):
+            extra = [] if any(o.startswith("trainer.threads=") for o in run) else [f"trainer.threads={threads}"]
+            out.append((run_label, [*run, *extra, "trainer.progress=false"]))
+    return out
+
+
 def run_launches(args, commands: list[tuple[str, list[str]]]) -> int:
-    """Print each command under its label and, unless ``--dry-run``, run it; then write the report of the runs."""
+    """Print each command under its label and, unless ``--dry-run``, run it (``--jobs`` of them at a time, each run
+    its own command); then write the report of the runs."""
+    jobs = getattr(args, "jobs", None) or 1
+    if jobs > 1:
+        commands = side_by_side(commands, jobs)
+    running: list[tuple[str, subprocess.Popen]] = []
     for label, command in commands:
         show(label, command)
-        if not args.dry_run:
-            status = subprocess.run([sys.executable, *command]).returncode
+        if args.dry_run:
+            continue
+        running.append((label, subprocess.Popen([sys.executable, *command])))
+        while len(running) >= jobs or (running and (label, command) == commands[-1]):
+            done_label, process = running.pop(0)
+            status = process.wait()
             if status != 0:
-                print(f"error: the runs of {label!r} failed (exit status {status}); the report was not written",
+                for _, other in running:
+                    other.wait()
+                print(f"error: the runs of {done_label!r} failed (exit status {status}); the report was not written",
                       file=sys.stderr)
                 return status
     if not args.dry_run:

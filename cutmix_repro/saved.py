@@ -15,6 +15,7 @@ from .config import build
 from .data import DataBundle
 from .engine.checkpoint import load_checkpoint
 from .errors import ConfigError
+from .models import model_inputs
 
 
 @dataclass
@@ -53,7 +54,8 @@ def load_run(path: str | Path, checkpoint: str = "best.pt", weights: str = "mode
         cfg = OmegaConf.load(config)
     else:
         raise ConfigError("run", str(path), "the checkpoint holds no config, nor is there a .hydra/config.yaml")
-    model = build(cfg.model, "model", num_classes=state["meta"]["num_classes"])
+    meta = state["meta"]
+    model = build(cfg.model, "model", **model_inputs(meta["num_classes"], meta.get("in_chans", 3)))
     if weights == "ema" and not state.get("ema"):
         raise ConfigError("--weights", weights, f"{ckpt} holds no weight EMA (trained without trainer.ema_decay): "
                           "use --weights model")

@@ -40,6 +40,7 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: list[str] | None = None
+    in_chans: int = 3  # channels of an image: what the model's first convolution takes
 
     def class_name(self, index: int) -> str:
         return self.class_names[index] if self.class_names else f"class {index}"
@@ -185,6 +186,7 @@ def tensor_bundle(
         mean=tuple(mean),
         std=tuple(std),
         class_names=class_names,
+        in_chans=train_x.shape[1],
     )
 
 

@@ -32,7 +32,7 @@ from torch import nn
 from ..config import build, params, recipe_switches
 from ..data import DataBundle
 from ..errors import ConfigError
-from ..models import count_parameters
+from ..models import count_parameters, model_inputs
 from . import distributed
 from . import records as R
 from .captured import CapturedStep, make_captured
@@ -80,8 +80,11 @@ class Parts:
     @property
     def meta(self) -> dict[str, Any]:
         """What a checkpoint must agree on to be resumed by this run."""
-        return {"model": self.model.arch_name, "dataset": self.data.name, "num_classes": self.data.num_classes,
+        meta = {"model": self.model.arch_name, "dataset": self.data.name, "num_classes": self.data.num_classes,
                 "num_params": count_parameters(self.model)}
+        if self.data.in_chans != 3:  # one-channel data (Fashion-MNIST): the model is rebuilt with its channels
+            meta["in_chans"] = self.data.in_chans
+        return meta
 
 
 @dataclass
@@ -98,6 +101,10 @@ def check_trainer(tcfg: DictConfig, world_size: int) -> None:
     for key in ("batch_size", "epochs", "log_interval"):
         if tcfg[key] < 1:
             raise ConfigError(f"trainer.{key}", tcfg[key], "must be >= 1")
+    threads = tcfg.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError("trainer.threads", threads, "a number of CPU threads >= 1, or null for PyTorch's default "
+                          f"({torch.get_num_threads()} here)")
     if tcfg.compile:
         check_compile(tcfg.compile_mode, tcfg.compile_backend)
     if tcfg.batch_size % world_size:
@@ -155,7 +162,7 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
     if data.train.dataset_size < info.world_size:
         raise ValueError(f"world_size={info.world_size} (processes) is larger than the {data.train.dataset_size} "
                          "training images: every process needs at least one")
-    model = build(cfg.model, "model", num_classes=data.num_classes).to(device)
+    model = build(cfg.model, "model", **model_inputs(data.num_classes, data.in_chans)).to(device)
     if options.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build(cfg.optimizer, "optimizer", model=model)
@@ -241,6 +248,9 @@ def start_run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None, in
 
     logger_nodes = cfg.get("logger") or {}  # built first: a missing package is one line, before anything is written
     loggers = build_loggers(logger_nodes, build) if info.is_main else []
+    threads = cfg.trainer.get("threads")
+    if threads is not None:  # CPU: intra-op threads of this process (several runs side by side: one or two each)
+        torch.set_num_threads(int(threads))
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     nondeterminism = _set_determinism(bool(cfg.trainer.deterministic), device)

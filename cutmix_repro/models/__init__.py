@@ -1,8 +1,9 @@
 """The paper's architectures: every one with the staged interface (``stem``, ``stages``, ``head``)."""
 
 from .cifar_resnet import CifarResNet
-from .factory import arch_name, count_parameters, create_model, list_models, model_config
+from .factory import arch_name, count_parameters, create_model, list_models, model_config, model_inputs
 from .layers import ShakeDrop
+from .preact_resnet import PreActResNet
 from .pyramidnet import PyramidNet
 from .staged import StagedNet
 from .timm_resnet import TimmResNet
@@ -11,6 +12,7 @@ from .vgg_gap import VggGap
 __all__ = [
     "arch_name",
     "CifarResNet",
+    "PreActResNet",
     "PyramidNet",
     "ShakeDrop",
     "StagedNet",
@@ -20,4 +22,5 @@ __all__ = [
     "create_model",
     "list_models",
     "model_config",
+    "model_inputs",
 ]

@@ -47,6 +47,12 @@ def create_model(name: str, num_classes: int, **options) -> nn.Module:
     return build(cfg, "model", num_classes=num_classes)
 
 
+def model_inputs(num_classes: int, in_chans: int = 3) -> dict[str, int]:
+    """What a model takes from its data set: the classes, and the channels where they are not RGB's 3
+    (every model here has ``in_chans``, default 3)."""
+    return {"num_classes": num_classes, **({"in_chans": in_chans} if in_chans != 3 else {})}
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

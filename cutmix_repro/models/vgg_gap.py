@@ -21,10 +21,12 @@ BLOCKS = ((0, 5), (5, 10), (10, 17), (17, 24), (24, 30))  # torchvision's vgg16.
 
 
 class VggGap(StagedNet):
-    def __init__(self, num_classes: int, width: int, init_from: str | None):
+    def __init__(self, num_classes: int, width: int, init_from: str | None, in_chans: int = 3):
         super().__init__()
         self.arch_name = "vgg16_gap"
         features = vgg16(weights=None).features
+        if in_chans != 3:
+            features[0] = nn.Conv2d(in_chans, 64, 3, padding=1)
         blocks = [nn.Sequential(*features[a:b]) for a, b in BLOCKS]  # each indexed from 0
         self.stem = blocks[0]
         last = nn.Sequential(*blocks[4], nn.Conv2d(512, width, 3, padding=1), nn.ReLU(inplace=True))

@@ -1,0 +1,187 @@
+"""Fashion-MNIST (Xiao et al., 2017): 60,000 + 10,000 real 28×28 grey photographs of clothing, 10 classes.
+
+The four original files (``train-images-idx3-ubyte`` …, plain or ``.gz``) are read from ``dataset.root`` in
+torchvision's layout (``ROOT/FashionMNIST/raw/``, or the files directly in ``ROOT``), else from the folder of
+Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist/``), else downloaded with
+torchvision's ``FashionMNIST`` when ``dataset.download=true``. They are checked by content, not by the archives'
+MD5 (Debian's ``.gz`` files are recompressed, so their MD5s differ from the ones torchvision checks): each
+decompressed file's size, its idx header (magic number, count, 28×28) and its labels (0..9).
+
+The images stay one channel (``channels: 1``; the models take the channel count from the data set); ``channels:
+3`` repeats the grey plane for a model that wants RGB. Normalisation: the training images' own mean and std
+(``normalize: own``), or MNIST's (0.1307, 0.3081) as the FMix code's ``fashion_transforms`` uses
+(``normalize: mnist``). Training batches: RandomCrop(28, padding=4) and a horizontal flip (the FMix and Random
+Erasing Fashion-MNIST protocols); the test set is never augmented. ``train_subset: N`` trains on a class-balanced
+subset of N images (N/10 of each class, drawn with ``subset_seed``); the test set is always the whole 10,000.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .loaders import DataBundle, tensor_bundle
+
+log = logging.getLogger("cutmix_repro")
+
+SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist package
+INSTALL = "apt-get install dataset-fashion-mnist"
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)  # the FMix code's Normalize for --dataset=fashion
+SIZE = 28
+# file stem -> (idx magic number, number of items); decompressed sizes follow: 16 + n·28·28 or 8 + n bytes
+FILES = {
+    "train-images-idx3-ubyte": (2051, 60_000),
+    "train-labels-idx1-ubyte": (2049, 60_000),
+    "t10k-images-idx3-ubyte": (2051, 10_000),
+    "t10k-labels-idx1-ubyte": (2049, 10_000),
+}
+
+
+def expected_size(stem: str) -> int:
+    magic, count = FILES[stem]
+    return 16 + count * SIZE * SIZE if magic == 2051 else 8 + count
+
+
+def _file_in(folder: Path, stem: str) -> Path | None:
+    for name in (stem, f"{stem}.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def candidate_folders(root: str | Path, system_dir: str | Path | None = SYSTEM_DIR) -> list[Path]:
+    """Where the files are looked for, in order: torchvision's layout under ``root``, ``root`` itself, the system
+    package's folder."""
+    root = Path(root)
+    folders = [root / "FashionMNIST" / "raw", root]
+    if system_dir:
+        folders.append(Path(system_dir))
+    return folders
+
+
+def find_folder(root: str | Path, system_dir: str | Path | None = SYSTEM_DIR) -> Path | None:
+    """The first candidate folder that holds all four files (plain or .gz)."""
+    for folder in candidate_folders(root, system_dir):
+        if all(_file_in(folder, stem) for stem in FILES):
+            return folder
+    return None
+
+
+def read_idx(path: Path, stem: str) -> np.ndarray:
+    """One idx file, checked by content: the decompressed size, the magic number, the count and the 28×28 shape.
+    Raises ``ValueError`` naming what is wrong."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise ValueError(f"{path} cannot be read ({type(err).__name__}: {err})") from None
+    magic, count = FILES[stem]
+    if len(raw) != expected_size(stem):
+        raise ValueError(f"{path} holds {len(raw):,} bytes once decompressed, where {stem} has {expected_size(stem):,}")
+    header = np.frombuffer(raw[: 16 if magic == 2051 else 8], dtype=">i4")
+    if header[0] != magic or header[1] != count or (magic == 2051 and tuple(header[2:]) != (SIZE, SIZE)):
+        raise ValueError(f"{path} has the idx header {header.tolist()}, where {stem} has "
+                         f"{[magic, count] + ([SIZE, SIZE] if magic == 2051 else [])}")
+    data = np.frombuffer(raw, dtype=np.uint8, offset=16 if magic == 2051 else 8)
+    if magic == 2051:
+        return data.reshape(count, 1, SIZE, SIZE)
+    if data.max() > 9:
+        raise ValueError(f"{path} holds labels up to {int(data.max())}, where Fashion-MNIST's are 0..9")
+    return data
+
+
+def _download(root: Path) -> None:
+    from torchvision import datasets
+
+    try:
+        for train in (True, False):
+            datasets.FashionMNIST(str(root), train=train, download=True)
+    except Exception as err:  # no network (URLError), a proxy, an interrupted or altered download
+        raise DataError("root", str(root), f"could not download Fashion-MNIST ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''}); install it with `{INSTALL}` "
+                        "or check the network") from None
+
+
+def load_fashion_mnist(root: str, download: bool = False, system_dir: str | None = SYSTEM_DIR):
+    """(train_images, train_targets, test_images, test_targets): uint8 (N, 1, 28, 28) / int64 tensors."""
+    folder = find_folder(root, system_dir)
+    if folder is None and download:
+        _download(Path(root))
+        folder = find_folder(root, None)
+    if folder is None:
+        looked = ", ".join(str(f) for f in candidate_folders(root, system_dir))
+        raise DataError("root", str(root), f"no Fashion-MNIST files (train-images-idx3-ubyte[.gz] and the other three) "
+                        f"in {looked}: install them with `{INSTALL}`, or set dataset.download=true")
+    arrays = []
+    for stem in FILES:
+        try:
+            arrays.append(read_idx(_file_in(folder, stem), stem))
+        except ValueError as err:
+            raise DataError("root", str(root), f"{err}: the file is damaged; reinstall it "
+                            f"(`apt-get install --reinstall dataset-fashion-mnist`) or delete it and download "
+                            "again") from None
+    train_x, train_y, test_x, test_y = (torch.from_numpy(a.copy()) for a in arrays)
+    return train_x, train_y.long(), test_x, test_y.long()
+
+
+def balanced_subset(targets: torch.Tensor, size: int, num_classes: int, seed: int) -> torch.Tensor:
+    """Indices of ``size`` images, ``size / num_classes`` of each class, drawn without replacement (sorted)."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label in range(num_classes):
+        idx = (targets == label).nonzero().flatten()
+        chosen.append(idx[torch.randperm(len(idx), generator=generator)[: size // num_classes]])
+    return torch.cat(chosen).sort().values
+
+
+def fashion_mnist(
+    root: str,
+    download: bool,
+    padding: int,
+    hflip: bool,
+    normalize: str = "own",
+    channels: int = 1,
+    train_subset: int | None = None,
+    subset_seed: int = 0,
+    system_dir: str | None = SYSTEM_DIR,
+    **batching,
+) -> DataBundle:
+    """Fashion-MNIST with the published protocol's augmentation. ``batching``: the fields of ``loaders.Batching``."""
+    if normalize not in ("own", "mnist"):
+        raise DataError("normalize", normalize, "own (the training images' mean and std) or mnist (0.1307, 0.3081, "
+                        "as the FMix code)")
+    if channels not in (1, 3):
+        raise DataError("channels", channels, "1 (the grey images) or 3 (the grey plane repeated, for RGB models)")
+    if train_subset is not None and not (10 <= train_subset <= 60_000 and train_subset % 10 == 0):
+        raise DataError("train_subset", train_subset, "a multiple of 10 from 10 to 60000 (an equal share of each "
+                        "class), or null for all 60,000 training images")
+    torchvision_dirs = (Path(root) / "FashionMNIST" / "raw", Path(root) / "FashionMNIST")
+    made = [p for p in (*torchvision_dirs, Path(root), *Path(root).parents) if not p.exists()]  # a failed download's
+    try:
+        train_x, train_y, test_x, test_y = load_fashion_mnist(root, download, system_dir)
+    except DataError:
+        for folder in made:  # innermost first; only the empty folders this attempt created
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    if train_subset is not None and train_subset < len(train_y):
+        keep = balanced_subset(train_y, train_subset, len(CLASSES), subset_seed)
+        train_x, train_y = train_x[keep], train_y[keep]
+    if normalize == "own":
+        pixels = train_x.float() / 255
+        mean, std = (pixels.mean().item(),), (pixels.std().item(),)
+    else:
+        mean, std = MNIST_MEAN, MNIST_STD
+    if channels == 3:
+        train_x, test_x = train_x.expand(-1, 3, -1, -1).contiguous(), test_x.expand(-1, 3, -1, -1).contiguous()
+        mean, std = mean * 3, std * 3
+    return tensor_bundle("fashion_mnist", (train_x, train_y, test_x, test_y), len(CLASSES), mean, std, padding,
+                         hflip, list(CLASSES), **batching)
