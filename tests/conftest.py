@@ -16,6 +16,10 @@ from scripted import CLASSES, PER_CLASS
 
 
 def pytest_configure(config):
+    import tempfile
+
+    # trainer.channels_last=auto keeps its CPU measurements here (engine/layout.py), not in the user's cache
+    os.environ.setdefault("CUTMIX_CACHE_DIR", tempfile.mkdtemp(prefix="cutmix-test-cache-"))
     threads = os.environ.get("CUTMIX_TEST_THREADS")
     if threads:
         torch.set_num_threads(int(threads))

@@ -131,7 +131,7 @@ BAD = [
     (["model=pyramidnet"], "model.depth: has no value"),
     (["dataset=imagenet", "dataset.root=nowhere", "model=resnet50"], "dataset.root='nowhere'"),
     (["dataset=cifar10", "dataset.root=empty", "dataset.download=false"], "dataset.download=true"),
-    (["model=nosuchnet"], "cifar_resnet, pyramidnet"),
+    (["model=nosuchnet"], "cifar_resnet, preact_resnet18, pyramidnet"),
     (["dataset=mnist"], "cifar10, cifar100"),
     (["regularizer=cutmixx"], "baseline"),
     (["+experiment=cifar1000_pyramidnet"], "cifar100_pyramidnet"),

@@ -118,9 +118,12 @@ def git_revision() -> str:
 
 
 def machine() -> dict[str, Any]:
+    import os
+
     import torch
 
-    info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": torch.get_num_threads()}
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -15,6 +15,7 @@ the Hydra config, so tests and benchmarks call it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ from .checkpoint import (
 )
 from .compiled import check_compile, compile_model, compiled_graphs
 from .ema import WeightEMA, check_decay
+from .layout import cache_file, cpu_layout
 from .loggers import build_loggers
 from .metrics import Meter
 from .recorder import RunRecorder, Visuals, hparams
@@ -76,6 +78,7 @@ class Parts:
     compiled: str | None = None  # what trainer.compile compiled: "model", "stages" or None
     ema: WeightEMA | None = None  # trainer.ema_decay: the moving average of the weights (not the paper's)
     captured: CapturedStep | None = None  # trainer.capture on CUDA: each full batch's step as one CUDA graph
+    layout_probe: dict[str, Any] | None = None  # trainer.channels_last=auto on the CPU: both layouts timed (layout.py)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -163,6 +166,14 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
         raise ValueError(f"world_size={info.world_size} (processes) is larger than the {data.train.dataset_size} "
                          "training images: every process needs at least one")
     model = build(cfg.model, "model", **model_inputs(data.num_classes, data.in_chans)).to(device)
+    layout_probe = None
+    if tcfg.channels_last == "auto" and device.type == "cpu" and info.world_size == 1:  # measured, not assumed
+        shape = tuple(data.train.sample(0)[0].shape)
+        layout_probe = cpu_layout(model, shape, min(tcfg.batch_size, 64 if shape[-1] <= 64 else 8), data.num_classes)
+        options = dataclasses.replace(options, channels_last=layout_probe["chosen"] == "channels_last")
+        log.info("trainer.channels_last=auto on the CPU: %s (one step %.1f ms contiguous, %.1f ms channels_last%s)",
+                 layout_probe["chosen"], 1e3 * layout_probe["contiguous_s"], 1e3 * layout_probe["channels_last_s"],
+                 "" if layout_probe["measured"] else f", measured before: {cache_file()}")
     if options.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build(cfg.optimizer, "optimizer", model=model)
@@ -182,7 +193,7 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
     captured = make_captured(cfg, regularizer, train_model, optimizer, options, info.world_size)
     return Parts(data, regularizer, model, train_model, optimizer, scheduler, scaler, options,
-                 OmegaConf.to_container(cfg, resolve=True), compiled, ema, captured)
+                 OmegaConf.to_container(cfg, resolve=True), compiled, ema, captured, layout_probe)
 
 
 def checkpoint_state(parts: Parts, position: Position) -> dict[str, Any]:
@@ -195,7 +206,7 @@ def checkpoint_state(parts: Parts, position: Position) -> dict[str, Any]:
             "epoch": position.epoch, "step": position.step,
             "meter": position.meter.state() if position.meter else None, "rng": rng_state(parts.options.device),
             "history": position.history, "meta": parts.meta, "config": parts.config,
-            "ema": parts.ema.state_dict() if parts.ema else None}
+            "ema": parts.ema.state_dict() if parts.ema else None, "channels_last": parts.options.channels_last}
 
 
 def restore(parts: Parts, path: Path) -> Position:
@@ -210,6 +221,9 @@ def restore(parts: Parts, path: Path) -> Position:
             raise CheckpointError(f"checkpoint {str(path)!r} holds no weight EMA: resume it with "
                                   "trainer.ema_decay=null, or start a new run with the EMA")
         parts.ema.load_state_dict(state["ema"])
+    if state.get("channels_last", parts.options.channels_last) != parts.options.channels_last:
+        parts.options = dataclasses.replace(parts.options, channels_last=state["channels_last"])  # its own layout
+        parts.model.to(memory_format=torch.channels_last if state["channels_last"] else torch.contiguous_format)
     set_rng_state(state["rng"], parts.options.device)
     position = Position(state["epoch"], state["step"], list(state["history"]))
     if position.step:
@@ -376,6 +390,7 @@ def describe_run(cfg: DictConfig, parts: Parts, info: distributed.DistInfo, choi
     return {
         R.STATUS: R.RUNNING,
         "dataset": parts.data.name,
+        "dataset_options": {k: v for k, v in params(cfg.dataset).items() if k not in ("root", "system_dir")},
         "model": parts.model.arch_name,
         "model_target": cfg.model._target_,
         "model_options": params(cfg.model),
@@ -394,6 +409,7 @@ def describe_run(cfg: DictConfig, parts: Parts, info: distributed.DistInfo, choi
         "device": str(device),
         "amp": str(parts.options.amp_dtype),
         "channels_last": parts.options.channels_last,
+        "layout_probe": parts.layout_probe,
         "compile": bool(tcfg.compile),
         "compiled": parts.compiled,
         "compile_mode": tcfg.compile_mode if tcfg.compile else None,

@@ -18,6 +18,7 @@ from ..paper import (
     EVALUATION_TABLES,
     FIGURES,
     LOCALIZATION_TABLES,
+    REAL_TABLES,
     TABLES,
     TRANSFER_TABLES,
     load_tables,
@@ -25,6 +26,7 @@ from ..paper import (
 from .evaluation import fgsm_markdown, ood_markdown, plot_figure5
 from .figures import figure_markdown, plot_curves, plot_errors_against
 from .localization import localization_markdown
+from .real import real_markdown
 from .runs import find_results, group_runs, stats
 from .sweeps import find_sweeps, sweeps_markdown
 from .tables import table_markdown, unmatched_markdown
@@ -57,6 +59,11 @@ def generate(paths: list[str], out: Path, figures: bool = True) -> dict[str, Any
         summary["tables"][name] = [(label, len(rs), stats([r[BEST_TOP1] for r in rs])[0]) for label, rs in curves]
         if figures and plot_curves(out / f"curves_{name}.png", tables[name]["title"], curves):
             summary["files"].append(f"curves_{name}.png")
+    for name in REAL_TABLES:
+        text, found = real_markdown(tables[name], groups, used)
+        (out / f"{name}.md").write_text(text)
+        summary["files"].append(f"{name}.md")
+        summary["tables"][name] = [(label, n, mean) for label, (n, mean) in found.items()]
     for name in LOCALIZATION_TABLES:
         text, found = localization_markdown(tables[name], groups, used, out)
         (out / f"{name}.md").write_text(text)
@@ -119,9 +126,10 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
                 print(f"    {label:<45} top-1 loc {mean:6.2f}  (n={n})")
             continue
         total = len(table.get("rows", table.get("values", [])))
-        print(f"  {name}: {len(rows)}/{total} {'rows' if name in TABLES + BEYOND_TABLES else 'points'} with runs")
+        print(f"  {name}: {len(rows)}/{total} {'points' if name in FIGURES else 'rows'} with runs")
+        which = "last" if name in REAL_TABLES else "best"
         for label, n, mean in rows:
-            print(f"    {label:<45} best top-1 {mean:6.2f}  (n={n})")
+            print(f"    {label:<45} {which} top-1 {mean:6.2f}  (n={n})")
     for key, values in summary["sweeps"]:
         print(f"  sweep over {key}: {', '.join(f'{v:g}' for v in values)} (sweeps.md)")
     if summary["unmatched"]:

@@ -1,0 +1,156 @@
+"""The paper's claims measured on real images (``paper_tables.yaml``'s ``fashion_mnist_cpu`` and ``fashion_mnist``):
+each row's top-1 error over seeds, its difference from the baseline with a 95% confidence interval and Welch's
+t-test, the claim's pairs tested the same way, and what that says in words.
+
+The error compared is each run's *last* epoch (no test-set selection; the FMix paper reports the last epoch too);
+the best epoch is shown beside it. Welch's t (``scipy.stats.ttest_ind(equal_var=False)``): the two rows' means
+compared without assuming equal variances, degrees of freedom by Welch–Satterthwaite; the interval is
+``diff ± t_{0.975, df} · SE``. With three seeds a row a test has little power: "no significant difference" is
+not "no difference", and the report says which.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scipy import stats as scipy_stats
+
+from ..engine.records import BEST_TOP1, LAST_TOP1, WALL_TIME
+from ..paper import config_key, row_overrides
+
+ALPHA = 0.05  # two-sided: 95% intervals
+
+
+def welch(a: list[float], b: list[float]) -> dict[str, float] | None:
+    """Mean(a) − mean(b), its 95% Welch interval, t, the degrees of freedom and the two-sided p-value; None when
+    either side has fewer than two values or both have no spread."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return None
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    result = scipy_stats.ttest_ind(a, b, equal_var=False)
+    half = float(scipy_stats.t.ppf(1 - ALPHA / 2, df)) * se
+    return {"diff": diff, "low": diff - half, "high": diff + half, "t": float(result.statistic), "df": df,
+            "p": float(result.pvalue)}
+
+
+def verdict(test: dict[str, float] | None, lower_is: str, other: str) -> str:
+    """``lower_is`` against ``other`` in words, from ``welch(lower_is's errors, other's errors)``."""
+    if test is None:
+        return f"{lower_is} vs {other}: not enough runs to test (two or more seeds each)"
+    if test["p"] < ALPHA:
+        word = "lower" if test["diff"] < 0 else "higher"
+        return f"{lower_is} has a significantly {word} error than {other} ({_pair(test)})"
+    return f"{lower_is} vs {other}: no significant difference at this number of seeds ({_pair(test)})"
+
+
+def _pair(test: dict[str, float]) -> str:
+    return (f"Δ {test['diff']:+.2f} points, 95% CI [{test['low']:+.2f}, {test['high']:+.2f}], Welch's t = "
+            f"{test['t']:.2f}, df = {test['df']:.1f}, p = {test['p']:.3f}")
+
+
+def _train_images(run: dict) -> str:
+    """The run's training set size: its ``dataset.train_subset`` where recorded, else "all"."""
+    subset = (run.get("dataset_options") or {}).get("train_subset")
+    return f"{subset:,}" if subset else ("all" if "dataset_options" in run else "not recorded")
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "not run"
+    if len(values) == 1:
+        return f"{values[0]:.2f} (n=1)"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f} (n={len(values)})"
+
+
+def real_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) -> tuple[str, dict]:
+    """The table, its tests and its verdict; and a summary (per row: label, n, mean last error)."""
+    rows = []
+    for row in table["rows"]:
+        key = config_key(tuple(row_overrides(table, row)))
+        runs = groups.get(key, [])
+        if runs:
+            used.add(key)
+        rows.append((row, runs))
+    by_label = {row["label"]: [r[LAST_TOP1] for r in runs] for row, runs in rows}
+    baseline = by_label.get(table["rows"][0]["label"], [])
+    has_paper = any(row.get("top1") is not None for row in table["rows"])
+    header = ["Method", *(["Published top-1"] if has_paper else []), "Last top-1", "Best top-1",
+              f"Δ last vs {table['rows'][0]['label'].lower()} (95% CI)", "Welch p", "Epochs", "Training images"]
+    lines = [f"## {table['title']}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, (row, runs) in enumerate(rows):
+        last = [r[LAST_TOP1] for r in runs]
+        test = welch(last, baseline) if index else None
+        delta = "—" if index == 0 else ("not run" if not runs else "n < 2" if test is None else
+                                        f"{test['diff']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]")
+        cells = [row["label"]]
+        if has_paper:
+            published = row.get("top1")
+            cells.append("—" if published is None else
+                         f"{published:.2f}" + (f" ± {row['published_std']:.2f}" if "published_std" in row else ""))
+        cells += [_fmt(last), _fmt([r[BEST_TOP1] for r in runs]), delta,
+                  "—" if test is None else f"{test['p']:.3f}",
+                  ", ".join(str(e) for e in sorted({r["epochs"] for r in runs})) or "—",
+                  ", ".join(sorted({_train_images(r) for r in runs})) or "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    claim = table.get("claim")
+    if claim:
+        lines += ["", f"**The claim** ({claim['source']}):", ""]
+        method = by_label.get(claim["method"], [])
+        tests = {other: welch(method, by_label.get(other, [])) for other in claim["beats"]}
+        lines += [f"- {verdict(test, claim['method'], other)}" for other, test in tests.items()]
+        lines += ["", claim_in_words(claim["method"], tests)]
+    every = [r for _, runs in rows for r in runs]
+    if every:
+        lines += ["", provenance(every)]
+    lines += ["", "Top-1 error in percent on the whole 10,000-image test set; *last*: the final epoch (the compared "
+              "number), *best*: the lowest over epochs (picked on the test set, shown for comparison with the paper's "
+              "protocol). Mean ± sample standard deviation over seeds. Δ and its interval: Welch's two-sample "
+              "t (unequal variances), two-sided, α = 0.05.", ""]
+    summary = {row["label"]: (len(by_label[row["label"]]), statistics.fmean(by_label[row["label"]]))
+               for row, runs in rows if runs}
+    return "\n".join(lines), summary
+
+
+def claim_in_words(method: str, tests: dict[str, dict | None]) -> str:
+    """Whether the claim holds, in one sentence."""
+    if any(t is None for t in tests.values()):
+        return "**Verdict:** not testable yet: some rows have fewer than two finished seeds."
+    beaten = [o for o, t in tests.items() if t["p"] < ALPHA and t["diff"] < 0]
+    reversed_ = [o for o, t in tests.items() if t["p"] < ALPHA and t["diff"] > 0]
+    unclear = [o for o in tests if o not in beaten and o not in reversed_]
+    if len(beaten) == len(tests):
+        return f"**Verdict:** the paper's ranking holds at this scale: {method} has a significantly lower error than " \
+               f"{', '.join(tests)}."
+    parts = []
+    if beaten:
+        parts.append(f"{method} is significantly better than {', '.join(beaten)}")
+    if reversed_:
+        parts.append(f"significantly worse than {', '.join(reversed_)}")
+    if unclear:
+        parts.append(f"not distinguishable from {', '.join(unclear)} with these seeds")
+    if reversed_:
+        return f"**Verdict:** the paper's ranking does not hold at this scale: {'; '.join(parts)}."
+    return f"**Verdict:** the paper's ranking is not confirmed at this scale: {'; '.join(parts)}."
+
+
+def provenance(runs: list[dict]) -> str:
+    """Where and when the runs were measured, and how long they took."""
+    machines = sorted({f"{r.get('machine', {}).get('platform', '?')} ({r.get('device', '?')}, "
+                       f"{r.get('machine', {}).get('threads', r.get('machine', {}).get('cpu_count', '?'))} thread(s) "
+                       "per run)" for r in runs})
+    train_s = sum(r.get(WALL_TIME, 0.0) for r in runs)
+    files = [Path(r["_dir"]) / "results.json" for r in runs]
+    ended = [f.stat().st_mtime for f in files if f.exists()]
+    when = "" if not ended else \
+        f", finished {datetime.fromtimestamp(min(ended), timezone.utc):%Y-%m-%d %H:%M} to " \
+        f"{datetime.fromtimestamp(max(ended), timezone.utc):%H:%M} UTC"
+    return (f"Measured by this code: {len(runs)} runs on {'; '.join(machines)}{when}; training and evaluation "
+            f"{train_s / 60:.1f} run-minutes in all. Report written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")
