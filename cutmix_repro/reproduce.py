@@ -81,7 +81,8 @@ def measured_throughput(model: str, dataset: str, path: Path | None = None, memb
     path = THROUGHPUT_FILE if path is None else path
     if not path.exists():
         return None
-    kind = "cifar" if dataset in ("cifar10", "cifar100", "digits", "synthetic") else "imagenet"  # 32² or 224²
+    kind = ("cifar" if dataset in ("cifar10", "cifar100", "digits", "synthetic") else  # 32×32
+            "fashion_mnist" if dataset == "fashion_mnist" else "imagenet")  # 1×28×28, or 224×224
     found = [entry for entry in json.loads(path.read_text())
              if entry.get("model") == model and entry.get("data") == kind and entry.get("device", "cpu") != "cpu"]
     fused = [e for e in found if 1 < e.get("members", 1) <= members]

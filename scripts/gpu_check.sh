@@ -21,6 +21,10 @@
 #                                       # memory per member, and the solo step captured as one CUDA graph
 #                                       # (trainer.capture); then 4 runs through hydra/launcher=fused,
 #                                       # bf16, checked to finish as one group                          (~4 min)
+#   bash scripts/gpu_check.sh fashion   # the FMix paper's Fashion-MNIST protocol (reproduce fashion_mnist):
+#                                       # PreAct-ResNet-18 1x28x28 img/s recorded for its estimate, then the
+#                                       # table fused, bf16, FASHION_EPOCHS epochs (default 200), resumable;
+#                                       # needs the four files in data/FashionMNIST/raw/ (carry data)     (~4 min+)
 #   bash scripts/gpu_check.sh all       # all of the above in turn (no per-call time limit)
 #
 # Every part is rerunnable (the training run overwrites its own folder). Inductor's cache lives in
@@ -35,8 +39,9 @@ PART=${1:-all}
 OUT=${2:-${OUT:-results/bench}}
 LIMIT=${GPU_CHECK_LIMIT:-480}
 case "$PART" in
-    setup|eager|compiled|graphs|decode|train|switches|fused|all) ;;
-    *) echo "error: part '$PART' is not one of setup, eager, compiled, graphs, decode, train, switches, fused, all" >&2
+    setup|eager|compiled|graphs|decode|train|switches|fused|fashion|all) ;;
+    *) echo "error: part '$PART' is not one of setup, eager, compiled, graphs, decode, train, switches, fused," \
+            "fashion, all" >&2
        exit 2 ;;
 esac
 mkdir -p "$OUT" .cache/inductor
@@ -157,8 +162,21 @@ for folder, captured in ((sys.argv[1], False), (sys.argv[2], True)):
 PY
 }
 
+part_fashion() {  # the FMix paper's Fashion-MNIST table: its model's rate, then as much of the table as the time allows
+    if ! ls data/FashionMNIST/raw/train-images-idx3-ubyte* > /dev/null 2>&1; then
+        echo "error: no Fashion-MNIST files in data/FashionMNIST/raw/: copy the four *-ubyte.gz files of" \
+             "/usr/share/datasets/fashion-mnist there and carry data" >&2
+        exit 2
+    fi
+    bench --only cuda --cuda-models preact_resnet18
+    timeout "$LIMIT" python3 -m cutmix_repro.reproduce fashion_mnist --fuse --runs-dir "$OUT/runs" \
+        --out "$OUT/fashion_mnist_report" dataset.root=data trainer.device=cuda trainer.amp=bf16 \
+        trainer.epochs="${FASHION_EPOCHS:-200}" trainer.resume=true || echo "fashion: stopped at the time limit;" \
+        "the same command resumes (trainer.resume=true)"
+}
+
 if [ "$PART" = all ]; then
-    for p in setup eager compiled graphs decode train switches fused; do echo "== $p"; "part_$p"; done
+    for p in setup eager compiled graphs decode train switches fused fashion; do echo "== $p"; "part_$p"; done
 else
     "part_$PART"
 fi

@@ -26,11 +26,14 @@ def test_bench_quick_writes_a_report_with_every_section(tmp_path, capsys):
                     "Extra augmentation (`augment=`)", "Weight EMA (`trainer.ema_decay`)",
                     "FMix's masks: the authors' spectrum vs the isotropic one",
                     "Fused members: k runs as one model vs k runs one after another",
-                    "SaliencyMix: how often the saliency peak lands on the object"):
+                    "SaliencyMix: how often the saliency peak lands on the object",
+                    "The CPU step's options"):
         assert heading in text
     assert "torch" in text and "Machine" in text and text.startswith("# Benchmarks, 20")
     assert "ours / timm" in text and "speed-up" in text
     assert "| resnet8 | 8 | default |" in text and "| resnet8 feature-cutmix | 8 | default |" in text
+    assert "| resnet20, Fashion-MNIST 1x28x28 | 2 runs side by side, 1 thread each (sum) |" in text
+    assert "`trainer.channels_last=auto` picks here: resnet20, Fashion-MNIST 1x28x28:" in text
 
 
 def test_pyramidnet200_costs_nine_gflop_per_image_forward():

@@ -32,13 +32,16 @@ from cutmix_repro.engine.trainer import fit
 from cutmix_repro.errors import ConfigError
 
 DATA = ["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=32", "dataset.image_size=16",
-        "trainer.epochs=2", "trainer.batch_size=16", "trainer.lr=0.01", *FAST]
+        "trainer.epochs=2", "trainer.batch_size=16", "trainer.lr=0.01", *FAST,
+        "trainer.channels_last=false"]  # solo and fused in one layout (auto may pick channels_last for the solo run)
 MODELS = {"pyramidnet-shakedrop": ["model=pyramidnet", "model.depth=14", "model.alpha=12", "model.bottleneck=false",
                                    "model.shakedrop=true"],
           "resnet": ["model=cifar_resnet", "model.depth=8", "model.bottleneck=false"],
           # the paper's PyramidNet-110/200 and ResNet-110 have bottleneck blocks: the same, small
           "pyramidnet-bottleneck": ["model=pyramidnet", "model.depth=11", "model.alpha=12", "model.bottleneck=true"],
-          "resnet-bottleneck": ["model=cifar_resnet", "model.depth=11", "model.bottleneck=true"]}
+          "resnet-bottleneck": ["model=cifar_resnet", "model.depth=11", "model.bottleneck=true"],
+          # the FMix paper's Fashion-MNIST model (pre-activation blocks, four stages)
+          "preact-resnet18": ["model=preact_resnet18"]}
 MEMBERS = [["regularizer=baseline", "seed=0"], ["regularizer=cutmix", "seed=1", "label_smoothing=0.1"],
            ["regularizer=mixup", "seed=2"]]
 

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--out", default="results/bench")
     parser.add_argument("--only", default="mixing,pipeline,overhead,cuda,compiled,decoding,transfer,augment,fmix,"
-                                          "fused,saliency")
+                                          "fused,saliency,cpu")
     parser.add_argument("--modes", default="eager",
                         help="compile modes of the training benchmarks: eager and/or torch.compile modes "
                              "(default, reduce-overhead, ...), comma-separated")
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     except torch.cuda.OutOfMemoryError:
                         torch.cuda.empty_cache()
+            if "preact_resnet18" in cuda_models:  # the FMix paper's Fashion-MNIST model: 1×28×28, batch 128
+                results["cuda"] += bench_training("preact_resnet18", 10, 28, 128, steps, modes, in_chans=1)
             record_throughput(Path(args.out), results["cuda"], device_name, stamp[:10])
     if "compiled" in parts:  # on the CPU: every kind of graph the trainer compiles, eager vs compiled
         cpu_modes = ["eager", *(m for m in modes if m != "eager")] if len(modes) > 1 else ["eager", "default"]
@@ -123,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         from .saliency import bench_saliency
 
         results["saliency"] = bench_saliency(20 if quick else 200, args.saliency_cub)
+    if "cpu" in parts:  # the CPU step's options: layout, threads, runs side by side
+        from .cpu import bench_cpu_options
+
+        results["cpu"] = bench_cpu_options(16 if quick else 128, 0.05 if quick else 4.0, quick)
     if "fused" in parts:
         from .fused import CPU_CASES, CUDA_CASES, bench_fused
 

@@ -123,6 +123,10 @@ def write_report(out: Path, results: dict, stamp: str, device_name: str) -> Path
         from .saliency import report_lines as saliency_lines
 
         lines += saliency_lines(results["saliency"])
+    if results.get("cpu"):
+        from .cpu import report_lines as cpu_lines
+
+        lines += cpu_lines(results["cpu"])
     if results.get("fused"):
         from .fused import report_lines
 
@@ -143,7 +147,8 @@ def record_throughput(out: Path, rows: list[dict], device_name: str, date: str) 
     path = out / "throughput.json"
     entries = json.loads(path.read_text()) if path.exists() else []
     for row in rows:
-        entries.append({"model": row["model"], "data": "cifar" if row["image"] == 32 else "imagenet",
+        data = {32: "cifar", 28: "fashion_mnist"}.get(row["image"], "imagenet")
+        entries.append({"model": row["model"], "data": data,
                         "device": device_name, "date": date, "images_per_s": row["ours_images_per_s"],
                         "batch_size": row["batch_size"], "mode": row["mode"]})
     path.write_text(json.dumps(entries, indent=2))

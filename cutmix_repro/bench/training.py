@@ -31,7 +31,7 @@ def _official_cutmix(x, y, alpha=1.0):
 def bench_training(model_name: str, num_classes: int, image: int, batch_size: int, steps: int, modes: list[str],
                    device: str = "cuda", model_kwargs: dict | None = None, feature_mixing: bool = False,
                    backend: str = "inductor", official: bool = True, min_run_time: float = 3.0,
-                   label: str | None = None) -> list[dict]:
+                   label: str | None = None, in_chans: int = 3) -> list[dict]:
     """Steady-state training images/s of the trainer's step (``train_one_epoch``: CutMix, or feature CutMix at a
     layer drawn per batch, the mixed loss, device metrics, SGD as the trainer builds it) for each compile mode
     (``eager``, or a ``torch.compile`` mode as ``trainer.compile_mode``), with bf16 autocast and channels_last on
@@ -47,10 +47,11 @@ def bench_training(model_name: str, num_classes: int, image: int, batch_size: in
     cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = cuda
     torch.manual_seed(0)
-    batches = [(torch.randn(batch_size, 3, image, image, device=device),
+    batches = [(torch.randn(batch_size, in_chans, image, image, device=device),
                 torch.randint(num_classes, (batch_size,), device=device)) for _ in range(steps)]
-    model = create_model(model_name, num_classes=num_classes, **(model_kwargs or {})).to(device)
-    flops = forward_flops(model, (3, image, image))
+    extra = {"in_chans": in_chans} if in_chans != 3 else {}
+    model = create_model(model_name, num_classes=num_classes, **extra, **(model_kwargs or {})).to(device)
+    flops = forward_flops(model, (in_chans, image, image))
     options = StepOptions(device=device, amp_dtype=torch.bfloat16 if cuda else None, channels_last=cuda,
                           log_interval=10 * steps)
     scaler = torch.amp.GradScaler(device.type, enabled=False)

@@ -37,7 +37,7 @@ def why_alone(cfg: DictConfig) -> str | None:
     with torch.device("meta"):  # the model's class only
         model = build(cfg.model, "model", num_classes=10)
     if not isinstance(model, FUSABLE_MODELS):
-        return f"its model {type(model).__name__} is not a CIFAR ResNet or PyramidNet (the models fused)"
+        return f"its model {type(model).__name__} is not a CIFAR ResNet, PyramidNet or PreAct-ResNet (the models fused)"
     if getattr(build(cfg.regularizer, "regularizer"), "mixes_features", False):
         return "feature-level mixing mixes inside the network, where the members share their layers"
     if cfg.dataset.get("pipeline", "tensor") not in ("tensor", None):

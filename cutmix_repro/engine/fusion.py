@@ -1,4 +1,5 @@
-"""Horizontal fusion (HFTA, Wang et al., MLSys 2021): k training runs of one CIFAR architecture as one model.
+"""Horizontal fusion (HFTA, Wang et al., MLSys 2021): k training runs of one CIFAR architecture (ResNet, PyramidNet,
+PreAct-ResNet) as one model.
 
 Member i's images go through the fused model in channel block i: an activation of the fused model is
 (N, k·C, H, W), member i's (N, C, H, W) being channels [i·C, (i+1)·C). Every layer keeps the members apart:
@@ -31,9 +32,10 @@ from torch import Tensor, nn
 
 from ..models.cifar_resnet import CifarResNet
 from ..models.layers import ShakeDrop
+from ..models.preact_resnet import PreActResNet
 from ..models.pyramidnet import PyramidBasicBlock, PyramidNet
 
-FUSABLE_MODELS = (CifarResNet, PyramidNet)
+FUSABLE_MODELS = (CifarResNet, PyramidNet, PreActResNet)
 
 
 class MemberRNG:
@@ -217,7 +219,7 @@ def fuse_models(models: list[nn.Module], rngs: list[MemberRNG]) -> nn.Module:
     """One model that computes the k members' forward passes at once (module docstring). The members must be
     the same architecture (``FUSABLE_MODELS``) with the same options; their weights are copied in."""
     if not all(isinstance(m, FUSABLE_MODELS) for m in models):
-        raise TypeError("only the CIFAR models (ResNet, PyramidNet) are fused")
+        raise TypeError("only the CIFAR models (ResNet, PyramidNet, PreAct-ResNet) are fused")
     k = len(models)
     fused = copy.deepcopy(models[0])
     members = [dict(m.named_modules()) for m in models]

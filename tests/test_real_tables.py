@@ -1,0 +1,120 @@
+"""The paper's claims on real images: Welch's test and interval, the report's verdict from constructed results (the
+claim holding, reversed, and not distinguishable), ``reproduce --jobs`` (each run its own command, at most N at a
+time, the CPU threads shared), and the FMix paper's protocol as configs and launches."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import statistics
+
+import pytest
+from test_report import fake_result, write_runs
+
+from cutmix_repro import reproduce
+from cutmix_repro.config import compose
+from cutmix_repro.paper import load_tables, row_overrides
+from cutmix_repro.report import build as report_build
+from cutmix_repro.report.real import welch
+
+
+def test_welch_difference_interval_and_p_value_on_a_worked_example():
+    """a = (1, 2, 3), b = (4, 5, 6): Δ = −3, SE = √(1/3 + 1/3) = 0.8165, t = −3.674 with 4 degrees of freedom, two-sided
+    p = 0.0213, t₀.₉₇₅,₄ = 2.776: the 95% interval is −3 ± 2.267."""
+    test = welch([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert test["diff"] == pytest.approx(-3.0) and test["df"] == pytest.approx(4.0)
+    assert test["t"] == pytest.approx(-3.6742, abs=1e-4) and test["p"] == pytest.approx(0.02131, abs=1e-4)
+    assert (test["low"], test["high"]) == (pytest.approx(-5.2670, abs=1e-3), pytest.approx(-0.7330, abs=1e-3))
+    unequal = welch([10.0, 10.5, 11.0, 10.2], [9.0, 12.0, 15.0])  # Satterthwaite's degrees of freedom, not n − 2
+    va, vb = statistics.variance([10.0, 10.5, 11.0, 10.2]) / 4, statistics.variance([9.0, 12.0, 15.0]) / 3
+    assert unequal["df"] == pytest.approx((va + vb) ** 2 / (va**2 / 3 + vb**2 / 2))
+    assert welch([1.0], [2.0, 3.0]) is None and welch([1.0, 1.0], [2.0, 2.0]) is None
+
+
+EXPERIMENT = "+experiment=fashion_mnist_cpu"
+
+
+def table_runs(errors: dict[str, list[float]]) -> list[dict]:
+    table = load_tables()["fashion_mnist_cpu"]
+    rows = {row["label"]: row for row in table["rows"]}
+    return [fake_result(row_overrides(table, rows[label]), e - 0.1, e, seed=s, epochs=24)
+            for label, values in errors.items() for s, e in enumerate(values)]
+
+
+@pytest.mark.parametrize("cutmix, verdict", [
+    ([7.0, 7.1, 6.9], "the paper's ranking holds at this scale"),
+    ([9.9, 10.0, 10.1], "the paper's ranking does not hold at this scale"),
+    ([7.5, 9.5, 8.5], "the paper's ranking is not confirmed at this scale"),
+])
+def test_the_real_table_tests_each_row_and_says_whether_the_claim_holds(tmp_path, cutmix, verdict):
+    errors = {"Baseline": [8.9, 9.0, 9.1], "+ Cutout": [8.6, 8.7, 8.8], "+ Mixup (α=1.0)": [8.4, 8.5, 8.6],
+              "+ CutMix (α=1.0)": cutmix}
+    write_runs(tmp_path / "runs", table_runs(errors))
+    report_build.generate([str(tmp_path / "runs")], tmp_path / "out", figures=False)
+    text = (tmp_path / "out" / "fashion_mnist_cpu.md").read_text()
+    assert verdict in text, text
+    row = next(line for line in text.splitlines() if line.startswith("| + CutMix (α=1.0) |"))
+    test = welch(cutmix, errors["Baseline"])
+    assert f"{statistics.fmean(cutmix):.2f} ± {statistics.stdev(cutmix):.2f} (n=3)" in row
+    assert f"{test['diff']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]" in row and f"{test['p']:.3f}" in row
+    assert "| not run |" in next(line for line in text.splitlines() if line.startswith("| ResizeMix |"))
+    assert "Welch" in text and "last" in text
+
+
+def dry_run(args: list[str], capsys) -> tuple[str, list[list[str]]]:
+    assert reproduce.main(args) == 0
+    out = capsys.readouterr().out
+    return out, [shlex.split(line) for line in out.splitlines() if "cutmix_repro.train" in line]
+
+
+def test_jobs_gives_each_run_its_own_command_and_a_share_of_the_threads(capsys, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    out, commands = dry_run(["fashion_mnist_cpu", "--dry-run"], capsys)  # the table's own jobs: 2
+    table = load_tables()["fashion_mnist_cpu"]
+    assert re.search(r"18 runs in all", out) and len(commands) == len(table["rows"]) * table["seeds"] == 18
+    for i, command in enumerate(commands):
+        seed = i % 3
+        assert f"seed={seed}" in command and f"hydra.sweep.subdir={seed}" in command
+        assert "trainer.threads=4" in command and "trainer.progress=false" in command
+    _, one = dry_run(["fashion_mnist_cpu", "--dry-run", "--jobs", "1"], capsys)
+    assert len(one) == 6 and all("seed=0,1,2" in c for c in one) and not any("trainer.threads=4" in c for c in one)
+    _, mine = dry_run(["fashion_mnist_cpu", "--dry-run", "--jobs", "4", "trainer.threads=1"], capsys)
+    assert all("trainer.threads=1" in c and "trainer.threads=2" not in c for c in mine)
+    assert reproduce.main(["fashion_mnist_cpu", "--jobs", "2", "--fuse", "--dry-run"]) == 2
+    assert "--jobs=2 is invalid" in capsys.readouterr().err
+
+
+def test_jobs_runs_at_most_n_at_a_time_and_every_one(tmp_path, monkeypatch, capsys):
+    events, running = [], set()
+
+    class FakeRun:
+        def __init__(self, command):
+            self.name = next(a for a in command if a.startswith("seed=")) + next(
+                a for a in command if a.startswith("regularizer="))
+            running.add(self.name)
+            events.append(len(running))
+
+        def wait(self):
+            running.discard(self.name)
+            return 0
+
+    monkeypatch.setattr(reproduce.subprocess, "Popen", FakeRun)
+    monkeypatch.setattr("cutmix_repro.report.main", lambda argv: 0)
+    assert reproduce.main(["fashion_mnist_cpu", "--runs-dir", str(tmp_path), "--jobs", "2"]) == 0
+    assert len(events) == 18 and max(events) == 2 and not running
+
+
+def test_the_fmix_papers_protocol_composes_as_their_code_runs_it(capsys):
+    cfg = compose(["+experiment=fashion_mnist", "regularizer=fmix"])
+    assert cfg.model._target_.endswith("PreActResNet") and cfg.model.depth == 18 and cfg.model.variant == "fmix"
+    assert cfg.dataset.normalize == "mnist" and cfg.dataset.train_subset is None and cfg.dataset.padding == 4
+    assert cfg.dataset.hflip and cfg.trainer.epochs == 200 and cfg.trainer.batch_size == 128 and cfg.trainer.lr == 0.1
+    assert cfg.optimizer.momentum == 0.9 and not cfg.optimizer.nesterov and cfg.optimizer.weight_decay == 1e-4
+    assert [m * cfg.trainer.epochs for m in cfg.scheduler.milestones] == [100, 150] and cfg.scheduler.gamma == 0.1
+    assert cfg.regularizer.alpha == 1.0 and cfg.regularizer.decay_power == 3.0 and cfg.regularizer.prob == 1.0
+    assert compose(["+experiment=fashion_mnist", "regularizer=cutmix"]).regularizer.prob == 1.0
+    out, commands = dry_run(["fashion_mnist", "--dry-run"], capsys)
+    table = load_tables()["fashion_mnist"]
+    assert "20 runs in all" in out and len(commands) == 4 and all("seed=0,1,2,3,4" in c for c in commands)
+    assert "estimate:" in out
+    assert [row["top1"] for row in table["rows"]] == [4.30, 3.72, 3.97, 3.64]  # 100 − the printed accuracies
