@@ -237,12 +237,12 @@ def test_bad_preact_options_are_one_line():
 
 def needs_debian_package() -> Path:
     """The real files of Debian's dataset-fashion-mnist, by the optional-package rule: absent, the test skips naming
-    the package; under ``make test`` (``CUTMIX_REQUIRE_EXTRAS=1``, where .ci/run installs it) it fails."""
+    the package; under CI (``.ci/run`` installs the package and sets ``CUTMIX_REQUIRE_DATA=1``) it fails."""
     if all((SYSTEM / f"{stem}.gz").is_file() for stem in FM.FILES):
         return SYSTEM
     message = f"needs Debian's dataset-fashion-mnist in {SYSTEM} (apt-get install dataset-fashion-mnist)"
-    if os.environ.get("CUTMIX_REQUIRE_EXTRAS") == "1":
-        pytest.fail(message + "; CUTMIX_REQUIRE_EXTRAS=1 makes its absence a failure", pytrace=False)
+    if os.environ.get("CUTMIX_REQUIRE_DATA") == "1":
+        pytest.fail(message + "; CUTMIX_REQUIRE_DATA=1 (CI) makes its absence a failure", pytrace=False)
     pytest.skip(message)
 
 

@@ -118,3 +118,24 @@ def test_the_fmix_papers_protocol_composes_as_their_code_runs_it(capsys):
     assert "20 runs in all" in out and len(commands) == 4 and all("seed=0,1,2,3,4" in c for c in commands)
     assert "estimate:" in out
     assert [row["top1"] for row in table["rows"]] == [4.30, 3.72, 3.97, 3.64]  # 100 − the printed accuracies
+
+
+def test_evaluated_runs_add_robustness_and_calibration_with_cutmix_tested_against_the_baseline(tmp_path):
+    import json
+
+    errors = {"Baseline": [8.9, 9.0, 9.1], "+ CutMix (α=1.0)": [8.0, 8.1, 8.2]}
+    write_runs(tmp_path / "runs", table_runs(errors))
+    fgsm = [20.0, 21.0, 22.0, 40.0, 41.0, 43.0]  # baseline's three runs, then CutMix's
+    for i, acc in enumerate(fgsm):
+        evaluation = {"fgsm": {"eps": [8 / 255], "top1_acc": [acc]},
+                      "calibration": {"all": {"ece": 0.05 + 0.001 * i}},
+                      "occlusion": {"sizes": [0, 7, 14, 21, 28], "centre_top1_err": [9, 10, 30 - i, 60, 90],
+                                    "boundary_top1_err": [90, 80, 70 + i % 3, 20, 9]}}
+        (tmp_path / "runs" / f"run{i}" / "evaluation.json").write_text(json.dumps(evaluation))
+    report_build.generate([str(tmp_path / "runs")], tmp_path / "out", figures=False)
+    text = (tmp_path / "out" / "fashion_mnist_cpu.md").read_text()
+    assert "ε = 8/255" in text and "centred 14×14 square" in text
+    row = next(line for line in text.splitlines() if line.startswith("| + CutMix (α=1.0) | 41.33"))
+    assert "41.33 ± 1.53 (n=3)" in row and "| 26.00 ± 1.00 (n=3) |" in row  # FGSM; centre occlusion at 14
+    assert "FGSM top-1 acc. (Table 11: CutMix more robust to FGSM): CutMix better than the baseline" in text
+    assert "Boundary occlusion err. (Figure 5(a): CutMix more robust to occlusion): not enough" not in text

@@ -11,6 +11,7 @@ not "no difference", and the report says which.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from datetime import datetime, timezone
@@ -108,6 +109,7 @@ def real_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) ->
         lines += [f"- {verdict(test, claim['method'], other)}" for other, test in tests.items()]
         lines += ["", claim_in_words(claim["method"], tests)]
     every = [r for _, runs in rows for r in runs]
+    lines += robustness_lines(rows)
     if every:
         lines += ["", provenance(every)]
     lines += ["", "Top-1 error in percent on the whole 10,000-image test set; *last*: the final epoch (the compared "
@@ -154,3 +156,72 @@ def provenance(runs: list[dict]) -> str:
         f"{datetime.fromtimestamp(max(ended), timezone.utc):%H:%M} UTC"
     return (f"Measured by this code: {len(runs)} runs on {'; '.join(machines)}{when}; training and evaluation "
             f"{train_s / 60:.1f} run-minutes in all. Report written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")
+
+
+def _evaluation(run: dict) -> dict | None:
+    path = Path(run["_dir"]) / "evaluation.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+ROBUSTNESS = [  # (column, the value of one evaluation.json, the paper's claim it speaks to, lower is better)
+    ("FGSM top-1 acc.", lambda e: e["fgsm"]["top1_acc"][0], "Table 11: CutMix more robust to FGSM", False),
+    ("ECE (%)", lambda e: 100 * e["calibration"]["all"]["ece"], "Table 12's discussion: calibration", True),
+    ("Centre occlusion err.", lambda e: _middle(e["occlusion"], "centre_top1_err"),
+     "Figure 5(a): CutMix more robust to occlusion", True),
+    ("Boundary occlusion err.", lambda e: _middle(e["occlusion"], "boundary_top1_err"),
+     "Figure 5(a): CutMix more robust to occlusion", True),
+]
+
+
+def _middle(occlusion: dict, key: str) -> float:
+    """The error at the middle square size of the sweep (half the side with evaluate's default sizes)."""
+    return occlusion[key][len(occlusion["sizes"]) // 2]
+
+
+def robustness_lines(rows: list[tuple[dict, list[dict]]]) -> list[str]:
+    """``python -m cutmix_repro.evaluate``'s numbers of the rows' runs (where evaluated), mean ± std, and CutMix
+    against the baseline on each (Welch)."""
+    values: dict[str, dict[str, list[float]]] = {}
+    eps, size = None, None
+    for row, runs in rows:
+        for run in runs:
+            evaluation = _evaluation(run)
+            if not evaluation:
+                continue
+            for column, read, _, _ in ROBUSTNESS:
+                try:
+                    values.setdefault(row["label"], {}).setdefault(column, []).append(float(read(evaluation)))
+                except (KeyError, IndexError, TypeError):
+                    continue
+            eps = eps or (evaluation.get("fgsm") or {}).get("eps", [None])[0]
+            sizes = (evaluation.get("occlusion") or {}).get("sizes")
+            size = size or (sizes[len(sizes) // 2] if sizes else None)
+    if not values:
+        return []
+    lines = ["", "**Robustness and calibration** (`python -m cutmix_repro.evaluate RUN clean fgsm calibration "
+             f"occlusion` on each run's best.pt): FGSM top-1 accuracy at ε = {(eps or float('nan')) * 255:.0f}/255 "
+             f"(pixel units), expected calibration error (15 bins), top-1 error with a centred {size}×{size} square "
+             "occluded (centre) or everything outside it (boundary).", "",
+             "| Method | " + " | ".join(c for c, *_ in ROBUSTNESS) + " |", "|" + "---|" * (len(ROBUSTNESS) + 1)]
+    for label, by_column in values.items():
+        lines.append(f"| {label} | " + " | ".join(_fmt(by_column.get(c, [])) for c, *_ in ROBUSTNESS) + " |")
+    labels = list(values)
+    baseline = rows[0][0]["label"]
+    cutmix = next((label for label in labels if "CutMix" in label), None)
+    if cutmix and baseline in values:
+        lines.append("")
+        for column, _, claim, lower in ROBUSTNESS:
+            mine, theirs = values[cutmix].get(column, []), values[baseline].get(column, [])
+            test = welch(mine, theirs)
+            if test is None:
+                why = "not enough evaluated runs to test" if min(len(mine), len(theirs)) < 2 else \
+                    f"the same on every run ({statistics.fmean(mine):.2f} vs {statistics.fmean(theirs):.2f})"
+                lines.append(f"- {column} ({claim}): {why}")
+                continue
+            better = (test["diff"] < 0) == lower
+            word = ("better" if better else "worse") if test["p"] < ALPHA else "not distinguishable"
+            lines.append(f"- {column} ({claim}): CutMix {word} than the baseline ({_pair(test)})")
+    return lines
