@@ -58,6 +58,7 @@ EVALUATIONS = {"table11": (["clean", "fgsm", "occlusion", "in-between"], "table3
                "table12": (["clean", "ood", "calibration"], "table5")}
 TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167, "digits": 1_438, "cub": 5_994,
                 "imagenet_boxes": 1_281_167, "fashion_mnist": 60_000}
+TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000, "fashion_mnist": 10_000}  # evaluated after every epoch
 THROUGHPUT_FILE = Path("results/bench/throughput.json")
 
 
@@ -88,6 +89,27 @@ def measured_throughput(model: str, dataset: str, path: Path | None = None, memb
     fused = [e for e in found if 1 < e.get("members", 1) <= members]
     solo = [e for e in found if e.get("members", 1) == 1]
     return max(fused or solo, key=lambda entry: entry["images_per_s"], default=None)
+
+
+def cpu_estimate(commands: list[list[str]], jobs: int, path: Path | None = None) -> str | None:
+    """A CPU table's wall time, from the summed rate of ``jobs`` runs side by side that ``bench --only cpu`` measured on
+    this kind of CPU (training images per epoch, plus the test set at a third of the cost), or None."""
+    path = THROUGHPUT_FILE if path is None else path
+    entries = json.loads(path.read_text()) if path.exists() else []
+    seconds, used = 0.0, None
+    for overrides in commands:
+        count, first = expand(overrides)
+        cfg = compose([o for o in first if not o.startswith("hydra")])
+        data, model = dataset_name(cfg), arch_name(cfg.model)
+        found = [e for e in entries if e.get("device") == "cpu" and e.get("model") == model and e.get("data") == data
+                 and e.get("jobs") == jobs]
+        if not found:
+            return None
+        used = max(found, key=lambda e: e["date"])
+        images = cfg.dataset.get("train_subset") or TRAIN_IMAGES.get(data, 0)
+        seconds += count * cfg.trainer.epochs * (images + TEST_IMAGES.get(data, 0) / 3) / used["images_per_s"]
+    return (f"about {seconds / 60:.0f} minutes on this CPU, {jobs} runs side by side (their summed rate "
+            f"{used['images_per_s']:.0f} img/s measured by `bench --only cpu` on {used['date']}, {used['cpu']})")
 
 
 def estimate(commands: list[list[str]], fuse: bool = False) -> tuple[int, float | None, list[str]]:
@@ -192,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
                             args.runs_dir)
     total, hours, notes = estimate([overrides for _, overrides in commands], args.fuse)
     print(f"{args.name}: {len(commands)} settings, {total} runs in all")
+    on_cpu = cpu_estimate([overrides for _, overrides in commands], args.jobs) if args.jobs > 1 else None
+    if on_cpu:
+        print(f"estimate: {on_cpu}")
     if hours is None:
-        print("estimate: none — " + "; ".join(n for n in notes if n.startswith("no measured")))
+        print("estimate: none on a GPU — " + "; ".join(n for n in notes if n.startswith("no measured")))
     else:
         print(f"estimate: {hours:.1f} GPU-hours ({'; '.join(notes)})")
     train = ["-m", "cutmix_repro.train", "-m"]

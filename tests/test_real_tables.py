@@ -139,3 +139,20 @@ def test_evaluated_runs_add_robustness_and_calibration_with_cutmix_tested_agains
     assert "41.33 ± 1.53 (n=3)" in row and "| 26.00 ± 1.00 (n=3) |" in row  # FGSM; centre occlusion at 14
     assert "FGSM top-1 acc. (Table 11: CutMix more robust to FGSM): CutMix better than the baseline" in text
     assert "Boundary occlusion err. (Figure 5(a): CutMix more robust to occlusion): not enough" not in text
+
+
+def test_a_cpu_tables_estimate_comes_from_the_rate_measured_side_by_side(tmp_path, monkeypatch, capsys):
+    import json
+
+    rate = 900.0
+    entries = [{"model": "resnet20", "data": "fashion_mnist", "device": "cpu", "cpu": "this machine", "jobs": 2,
+                "date": "2026-12-06", "images_per_s": rate, "mode": "eager"},
+               {"model": "resnet20", "data": "fashion_mnist", "device": "cpu", "cpu": "older", "jobs": 2,
+                "date": "2026-01-01", "images_per_s": 1.0, "mode": "eager"}]
+    (tmp_path / "throughput.json").write_text(json.dumps(entries))
+    monkeypatch.setattr(reproduce, "THROUGHPUT_FILE", tmp_path / "throughput.json")
+    out, _ = dry_run(["fashion_mnist_cpu", "--dry-run"], capsys)
+    minutes = 18 * 24 * (10_000 + 10_000 / 3) / rate / 60  # runs × epochs × (training + test images / 3) / rate
+    assert f"estimate: about {minutes:.0f} minutes on this CPU, 2 runs side by side" in out and "2026-12-06" in out
+    out, _ = dry_run(["fashion_mnist_cpu", "--dry-run", "--jobs", "1"], capsys)
+    assert "minutes on this CPU" not in out, "no rate measured for one run at a time"

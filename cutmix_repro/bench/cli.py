@@ -15,7 +15,7 @@ from .fmix import bench_fmix_masks
 from .mixing import bench_mixing
 from .overhead import bench_trainer_overhead
 from .pipeline import bench_cifar_pipeline
-from .report import record_fused_throughput, record_throughput, write_report
+from .report import record_cpu_throughput, record_fused_throughput, record_throughput, write_report
 from .switches import bench_augment, bench_ema
 from .training import CPU_COMPILE_CASES, bench_training
 from .transfer import bench_transfer, bench_voc_plus_one
@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         from .cpu import bench_cpu_options
 
         results["cpu"] = bench_cpu_options(16 if quick else 128, 0.05 if quick else 4.0, quick)
+        if not quick:
+            record_cpu_throughput(Path(args.out), results["cpu"], stamp[:10])
     if "fused" in parts:
         from .fused import CPU_CASES, CUDA_CASES, bench_fused
 

@@ -165,3 +165,18 @@ def record_fused_throughput(out: Path, rows: list[dict], device_name: str, date:
                             "images_per_s": row["aggregate_images_per_s"], "batch_size": row["batch_size"],
                             "mode": row["mode"], "members": row["members"]})
     path.write_text(json.dumps(entries, indent=2))
+
+
+def record_cpu_throughput(out: Path, rows: list[dict], date: str) -> None:
+    """The summed rate of runs side by side on this CPU (section 14), for ``reproduce``'s estimate of a CPU table."""
+    from ..engine.records import machine
+
+    path = out / "throughput.json"
+    entries = json.loads(path.read_text()) if path.exists() else []
+    for row in rows:
+        if row["option"].startswith("2 runs side by side"):
+            entries.append({"model": "resnet20", "data": "fashion_mnist" if "Fashion" in row["case"] else "cifar",
+                            "device": "cpu", "cpu": machine()["platform"], "date": date, "jobs": 2,
+                            "images_per_s": row["images_per_s"], "batch_size": row.get("batch_size", 128),
+                            "mode": "eager"})
+    path.write_text(json.dumps(entries, indent=2))
