@@ -31,12 +31,15 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return np.array([magic, *array.shape], dtype=">i4").tobytes() + array.astype(np.uint8).tobytes()
 
 
+TRAIN, TEST = 2_000, 300  # fewer than the release's 60,000 / 10,000: loaded, with a warning
+
+
 def fake_splits(seed: int = 0):
-    """Full-size splits whose every image says its index and label: pixel (0, 0) = label·20, pixel (0, 1) = index
-    mod 251; labels cycle 0..9 in a shuffled order."""
+    """Splits whose every image says its index and label: pixel (0, 0) = label·20, pixel (0, 1) = index mod 251;
+    labels cycle 0..9 in a shuffled order."""
     rng = np.random.default_rng(seed)
     out = {}
-    for split, n in (("train", 60_000), ("t10k", 10_000)):
+    for split, n in (("train", TRAIN), ("t10k", TEST)):
         labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
         images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
         images[:, 0, 0] = labels * 20
@@ -68,14 +71,16 @@ def files(tmp_path_factory):
     return base / "root", base / "package", splits
 
 
-def test_reads_the_idx_files_plain_in_torchvisions_layout_and_gzipped_in_the_packages_folder(files, tmp_path):
+def test_reads_the_idx_files_plain_in_torchvisions_layout_and_gzipped_in_the_packages_folder(files, tmp_path,
+                                                                                               caplog):
     root, package, splits = files
     for where, system_dir in ((str(root), None), (str(tmp_path / "empty"), str(package))):
         train_x, train_y, test_x, test_y = load_fashion_mnist(where, system_dir=system_dir)
-        assert train_x.shape == (60_000, 1, 28, 28) and train_x.dtype == torch.uint8 and test_x.shape[0] == 10_000
+        assert train_x.shape == (TRAIN, 1, 28, 28) and train_x.dtype == torch.uint8 and test_x.shape[0] == TEST
         assert torch.equal(train_x[:, 0], torch.from_numpy(splits["train"][0]))
         assert torch.equal(test_y, torch.from_numpy(splits["t10k"][1]).long())
     assert not (tmp_path / "empty").exists(), "reading writes nothing"
+    assert f"holds {TRAIN} train images, not the release's 60000" in caplog.text
 
 
 def test_dataset_root_comes_before_the_package_folder(files, tmp_path):
@@ -88,7 +93,7 @@ def test_dataset_root_comes_before_the_package_folder(files, tmp_path):
 def test_a_balanced_subset_one_channel_own_normalisation_and_the_published_crop_and_flip(files):
     root, _, splits = files
     data = fashion_mnist(str(root), download=False, padding=4, hflip=True, train_subset=1000, subset_seed=3,
-                         system_dir=None, batch_size=100)
+                         system_dir=None, batch_size=100)  # 100 of each class's 200
     assert data.in_chans == 1 and data.num_classes == 10 and data.class_names[9] == "Ankle boot"
     labels = data.train.labels
     assert data.train.dataset_size == 1000 and torch.bincount(labels).tolist() == [100] * 10
@@ -100,11 +105,11 @@ def test_a_balanced_subset_one_channel_own_normalisation_and_the_published_crop_
     assert x.shape == (100, 1, 28, 28)
     test_x, _ = next(iter(data.val))
     mean, std = data.mean[0], data.std[0]
-    raw = torch.from_numpy(splits["t10k"][0][:256]).float().unsqueeze(1) / 255
+    raw = torch.from_numpy(splits["t10k"][0][:len(test_x)]).float().unsqueeze(1) / 255
     assert torch.allclose(test_x, (raw - mean) / std, atol=1e-5), "test images: whole, unaugmented"
     mnist = fashion_mnist(str(root), download=False, padding=4, hflip=True, normalize="mnist", system_dir=None,
                           batch_size=8)
-    assert mnist.mean == (0.1307,) and mnist.std == (0.3081,) and mnist.train.dataset_size == 60_000
+    assert mnist.mean == (0.1307,) and mnist.std == (0.3081,) and mnist.train.dataset_size == TRAIN
 
 
 def damaged(tmp_path, files, stem: str, transform) -> Path:
@@ -119,17 +124,22 @@ def damaged(tmp_path, files, stem: str, transform) -> Path:
 
 
 @pytest.mark.parametrize("stem, transform, needle", [
-    ("train-images-idx3-ubyte", lambda raw: raw[: len(raw) // 2], "23,520,008 bytes once decompressed, where "
-     "train-images-idx3-ubyte has 47,040,016"),
-    ("t10k-labels-idx1-ubyte", lambda raw: np.array([2051, 10_000], ">i4").tobytes() + raw[8:], "idx header"),
+    ("train-images-idx3-ubyte", lambda raw: raw[: len(raw) // 2], f"{(16 + TRAIN * 784) // 2:,} bytes once "
+     f"decompressed, where its header's {TRAIN:,} images take {16 + TRAIN * 784:,}"),
+    ("t10k-labels-idx1-ubyte", lambda raw: np.array([2051, TEST], ">i4").tobytes() + raw[8:], "idx header"),
+    ("t10k-images-idx3-ubyte", lambda raw: raw[:8] + np.array([32, 32], ">i4").tobytes() + raw[16:],
+     "where t10k-images-idx3-ubyte has [2051, N, 28, 28]"),
     ("t10k-labels-idx1-ubyte", lambda raw: raw[:8] + bytes([12]) + raw[9:], "labels up to 12"),
+    ("train-labels-idx1-ubyte", lambda raw: raw[:4] + np.array([TRAIN - 1], ">i4").tobytes() + raw[8:-1],
+     f"{TRAIN:,} train images and {TRAIN - 1:,} labels"),
+    ("train-labels-idx1-ubyte", lambda raw: raw[:5], "not even an idx header"),
 ])
 def test_a_damaged_file_is_one_line_naming_it(tmp_path, files, stem, transform, needle):
     root = damaged(tmp_path, files, stem, transform)
     with pytest.raises(DataError) as err:
         load_fashion_mnist(str(root), system_dir=None)
     message = str(err.value)
-    assert stem in message and needle in message and "reinstall" in message and "\n" not in message, message
+    assert needle in message and "reinstall" in message and "\n" not in message, message
 
 
 def test_a_damaged_gzip_is_one_line(tmp_path, files):

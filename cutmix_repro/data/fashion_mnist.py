@@ -4,8 +4,9 @@ The four original files (``train-images-idx3-ubyte`` …, plain or ``.gz``) are 
 torchvision's layout (``ROOT/FashionMNIST/raw/``, or the files directly in ``ROOT``), else from the folder of
 Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist/``), else downloaded with
 torchvision's ``FashionMNIST`` when ``dataset.download=true``. They are checked by content, not by the archives'
-MD5 (Debian's ``.gz`` files are recompressed, so their MD5s differ from the ones torchvision checks): each
-decompressed file's size, its idx header (magic number, count, 28×28) and its labels (0..9).
+MD5 (Debian's ``.gz`` files are recompressed, so their MD5s differ from the ones torchvision checks): each file's
+idx header (magic number, 28×28), its decompressed size against the count its header gives, its labels (0..9), one
+label per image; a count other than the release's 60,000 / 10,000 is a warning (a subset written by hand loads).
 
 The images stay one channel (``channels: 1``; the models take the channel count from the data set); ``channels:
 3`` repeats the grey plane for a model that wants RGB. Normalisation: the training images' own mean and std
@@ -35,18 +36,14 @@ INSTALL = "apt-get install dataset-fashion-mnist"
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)  # the FMix code's Normalize for --dataset=fashion
 SIZE = 28
-# file stem -> (idx magic number, number of items); decompressed sizes follow: 16 + n·28·28 or 8 + n bytes
+# file stem -> (idx magic number, the release's number of items); a file's decompressed size is 16 + n·28·28 (images)
+# or 8 + n (labels) bytes for the n its header says
 FILES = {
     "train-images-idx3-ubyte": (2051, 60_000),
     "train-labels-idx1-ubyte": (2049, 60_000),
     "t10k-images-idx3-ubyte": (2051, 10_000),
     "t10k-labels-idx1-ubyte": (2049, 10_000),
 }
-
-
-def expected_size(stem: str) -> int:
-    magic, count = FILES[stem]
-    return 16 + count * SIZE * SIZE if magic == 2051 else 8 + count
 
 
 def _file_in(folder: Path, stem: str) -> Path | None:
@@ -75,25 +72,31 @@ def find_folder(root: str | Path, system_dir: str | Path | None = SYSTEM_DIR) ->
 
 
 def read_idx(path: Path, stem: str) -> np.ndarray:
-    """One idx file, checked by content: the decompressed size, the magic number, the count and the 28×28 shape.
-    Raises ``ValueError`` naming what is wrong."""
+    """One idx file, checked by content: its magic number (images or labels), 28×28 images, a decompressed size that
+    is what its header says, labels 0..9. Raises ``ValueError`` naming what is wrong."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise ValueError(f"{path} cannot be read ({type(err).__name__}: {err})") from None
-    magic, count = FILES[stem]
-    if len(raw) != expected_size(stem):
-        raise ValueError(f"{path} holds {len(raw):,} bytes once decompressed, where {stem} has {expected_size(stem):,}")
-    header = np.frombuffer(raw[: 16 if magic == 2051 else 8], dtype=">i4")
-    if header[0] != magic or header[1] != count or (magic == 2051 and tuple(header[2:]) != (SIZE, SIZE)):
-        raise ValueError(f"{path} has the idx header {header.tolist()}, where {stem} has "
-                         f"{[magic, count] + ([SIZE, SIZE] if magic == 2051 else [])}")
-    data = np.frombuffer(raw, dtype=np.uint8, offset=16 if magic == 2051 else 8)
+    magic = FILES[stem][0]
+    header_size = 16 if magic == 2051 else 8
+    if len(raw) < header_size:
+        raise ValueError(f"{path} holds {len(raw)} bytes once decompressed: not even an idx header")
+    header = np.frombuffer(raw[:header_size], dtype=">i4")
+    if header[0] != magic or (magic == 2051 and tuple(header[2:]) != (SIZE, SIZE)):
+        expected = f"{magic}, N" + (f", {SIZE}, {SIZE}" if magic == 2051 else "")
+        raise ValueError(f"{path} has the idx header {header.tolist()}, where {stem} has [{expected}]")
+    count = int(header[1])
+    size = header_size + count * (SIZE * SIZE if magic == 2051 else 1)
+    if len(raw) != size:
+        raise ValueError(f"{path} holds {len(raw):,} bytes once decompressed, where its header's {count:,} "
+                         f"{'images' if magic == 2051 else 'labels'} take {size:,}")
+    data = np.frombuffer(raw, dtype=np.uint8, offset=header_size)
     if magic == 2051:
         return data.reshape(count, 1, SIZE, SIZE)
-    if data.max() > 9:
+    if count and data.max() > 9:
         raise ValueError(f"{path} holds labels up to {int(data.max())}, where Fashion-MNIST's are 0..9")
     return data
 
@@ -128,6 +131,13 @@ def load_fashion_mnist(root: str, download: bool = False, system_dir: str | None
             raise DataError("root", str(root), f"{err}: the file is damaged; reinstall it "
                             f"(`apt-get install --reinstall dataset-fashion-mnist`) or delete it and download "
                             "again") from None
+    for images, labels, split in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "t10k")):
+        if len(images) != len(labels) or len(images) == 0:
+            raise DataError("root", str(root), f"{folder} holds {len(images):,} {split} images and {len(labels):,} "
+                            "labels: one label per image is needed; reinstall the files")
+        official = FILES[f"{split}-labels-idx1-ubyte"][1]
+        if len(images) != official:
+            log.warning("%s holds %d %s images, not the release's %d", folder, len(images), split, official)
     train_x, train_y, test_x, test_y = (torch.from_numpy(a.copy()) for a in arrays)
     return train_x, train_y.long(), test_x, test_y.long()
 
