@@ -27,6 +27,7 @@ extra arguments are the transfer's overrides (``task.data.root=...``, ``recipe=s
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import subprocess
@@ -34,6 +35,7 @@ import sys
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from .config import compose
 from .models.factory import arch_name
@@ -82,8 +84,7 @@ def measured_throughput(model: str, dataset: str, path: Path | None = None, memb
     path = THROUGHPUT_FILE if path is None else path
     if not path.exists():
         return None
-    kind = ("cifar" if dataset in ("cifar10", "cifar100", "digits", "synthetic") else  # 32×32
-            "fashion_mnist" if dataset == "fashion_mnist" else "imagenet")  # 1×28×28, or 224×224
+    kind = _kind(dataset)  # 32×32, 1×28×28 or 224×224
     found = [entry for entry in json.loads(path.read_text())
              if entry.get("model") == model and entry.get("data") == kind and entry.get("device", "cpu") != "cpu"]
     fused = [e for e in found if 1 < e.get("members", 1) <= members]
@@ -112,6 +113,46 @@ def cpu_estimate(commands: list[list[str]], jobs: int, path: Path | None = None)
             f"{used['images_per_s']:.0f} img/s measured by `bench --only cpu` on {used['date']}, {used['cpu']})")
 
 
+IMAGE_SHAPES = {"cifar": (3, 32, 32), "fashion_mnist": (1, 28, 28), "imagenet": (3, 224, 224)}
+
+
+def _kind(dataset: str) -> str:
+    return ("cifar" if dataset in ("cifar10", "cifar100", "digits", "synthetic") else
+            "fashion_mnist" if dataset == "fashion_mnist" else "imagenet")
+
+
+@functools.lru_cache(maxsize=16)
+def _flops(model_json: str, shape: tuple[int, ...]) -> float:
+    """Forward FLOPs per image of the model a config (as JSON) describes, on images of ``shape``."""
+    from .bench.common import forward_flops
+    from .config import build
+    from .models import model_inputs
+
+    return forward_flops(build(OmegaConf.create(json.loads(model_json)), "model", **model_inputs(10, shape[0])), shape)
+
+
+def flop_scaled_throughput(cfg, dataset: str, path: Path | None = None) -> dict | None:
+    """Where a model has no measured GPU rate: the fastest measured solo rate of a model of the paper on 32×32 images,
+    scaled by the two models' forward FLOPs per image (the same FLOP/s achieved), or None."""
+    from .models import list_models, model_config
+
+    path = THROUGHPUT_FILE if path is None else path
+    if not path.exists():
+        return None
+    solo = [e for e in json.loads(path.read_text()) if e.get("device", "cpu") != "cpu" and e.get("members", 1) == 1
+            and e.get("data") == "cifar" and e.get("model") in list_models()]
+    if not solo:
+        return None
+    reference = max(solo, key=lambda e: e["images_per_s"])
+    shape = IMAGE_SHAPES[_kind(dataset)]
+    ours = _flops(json.dumps(OmegaConf.to_container(cfg.model, resolve=True), sort_keys=True), shape)
+    theirs = _flops(json.dumps(OmegaConf.to_container(model_config(reference["model"]), resolve=True)),
+                    IMAGE_SHAPES["cifar"])
+    return {**reference, "images_per_s": reference["images_per_s"] * theirs / ours,
+            "reference": f"{reference['model']}'s {reference['images_per_s']:.0f} img/s on {reference['device']} "
+                         f"({reference['date']})"}
+
+
 def estimate(commands: list[list[str]], fuse: bool = False) -> tuple[int, float | None, list[str]]:
     """(runs in all, GPU-hours or None where some model has no measured GPU throughput, notes). With ``fuse``,
     each launch's runs train as fused groups of up to ``fuse.max_members``: at a measured fused group's aggregate
@@ -125,9 +166,14 @@ def estimate(commands: list[list[str]], fuse: bool = False) -> tuple[int, float 
         group = min(count, int(cfg.fuse.max_members)) if fuse else 1
         measured = measured_throughput(model, data, members=group)
         if measured is None:
-            notes.add(f"no measured GPU throughput for {model} on {data} in {THROUGHPUT_FILE}")
-            hours = None
-            continue
+            measured = flop_scaled_throughput(cfg, data)
+            if measured is None:
+                notes.add(f"no measured GPU throughput for {model} on {data} in {THROUGHPUT_FILE}")
+                hours = None
+                continue
+            notes.add(f"{model} on {data}: no rate measured; {measured['images_per_s']:.0f} img/s scaled by forward "
+                      f"FLOPs from {measured['reference']} (a lower bound on the hours: a small model uses a GPU less "
+                      "well; scripts/gpu_check.sh fashion measures it)")
         if hours is not None:
             images = TRAIN_IMAGES.get(data, cfg.dataset.get("train_size", 0))
             hours += count * cfg.trainer.epochs * images / measured["images_per_s"] / 3600

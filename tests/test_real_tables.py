@@ -104,7 +104,7 @@ def test_jobs_runs_at_most_n_at_a_time_and_every_one(tmp_path, monkeypatch, caps
     assert len(events) == 18 and max(events) == 2 and not running
 
 
-def test_the_fmix_papers_protocol_composes_as_their_code_runs_it(capsys):
+def test_the_fmix_papers_protocol_composes_as_their_code_runs_it(capsys, tmp_path, monkeypatch):
     cfg = compose(["+experiment=fashion_mnist", "regularizer=fmix"])
     assert cfg.model._target_.endswith("PreActResNet") and cfg.model.depth == 18 and cfg.model.variant == "fmix"
     assert cfg.dataset.normalize == "mnist" and cfg.dataset.train_subset is None and cfg.dataset.padding == 4
@@ -113,10 +113,23 @@ def test_the_fmix_papers_protocol_composes_as_their_code_runs_it(capsys):
     assert [m * cfg.trainer.epochs for m in cfg.scheduler.milestones] == [100, 150] and cfg.scheduler.gamma == 0.1
     assert cfg.regularizer.alpha == 1.0 and cfg.regularizer.decay_power == 3.0 and cfg.regularizer.prob == 1.0
     assert compose(["+experiment=fashion_mnist", "regularizer=cutmix"]).regularizer.prob == 1.0
+    import json
+
+    from cutmix_repro.bench.common import forward_flops
+    from cutmix_repro.models import create_model
+
+    measured = [{"model": "resnet110", "data": "cifar", "device": "GPU X", "date": "2026-12-06", "images_per_s": 1000.0,
+                 "batch_size": 64, "mode": "eager"}]
+    (tmp_path / "throughput.json").write_text(json.dumps(measured))
+    monkeypatch.setattr(reproduce, "THROUGHPUT_FILE", tmp_path / "throughput.json")
     out, commands = dry_run(["fashion_mnist", "--dry-run"], capsys)
     table = load_tables()["fashion_mnist"]
     assert "20 runs in all" in out and len(commands) == 4 and all("seed=0,1,2,3,4" in c for c in commands)
-    assert "estimate:" in out
+    # no rate measured for PreAct-ResNet-18: ResNet-110's, scaled by the two models' forward FLOPs per image
+    rate = 1000.0 * forward_flops(create_model("resnet110", 100), (3, 32, 32)) / forward_flops(
+        create_model("preact_resnet18", 10, in_chans=1), (1, 28, 28))
+    hours = 20 * 200 * 60_000 / rate / 3600
+    assert f"estimate: {hours:.1f} GPU-hours" in out and "scaled by forward FLOPs from resnet110's 1000 img/s" in out
     assert [row["top1"] for row in table["rows"]] == [4.30, 3.72, 3.97, 3.64]  # 100 − the printed accuracies
 
 
