@@ -132,12 +132,13 @@ def _flops(model_json: str, shape: tuple[int, ...]) -> float:
 
 
 def flop_scaled_throughput(cfg, dataset: str, path: Path | None = None) -> dict | None:
-    """Where a model has no measured GPU rate: the fastest measured solo rate of a model of the paper on 32×32 images,
-    scaled by the two models' forward FLOPs per image (the same FLOP/s achieved), or None."""
+    """Where a model on small images (32×32, 28×28) has no measured GPU rate: the fastest measured solo rate of a model
+    of the paper on 32×32 images, scaled by the two models' forward FLOPs per image (the same FLOP/s achieved), or
+    None."""
     from .models import list_models, model_config
 
     path = THROUGHPUT_FILE if path is None else path
-    if not path.exists():
+    if not path.exists() or _kind(dataset) == "imagenet":  # a 32×32 rate says little of a 224×224 model
         return None
     solo = [e for e in json.loads(path.read_text()) if e.get("device", "cpu") != "cpu" and e.get("members", 1) == 1
             and e.get("data") == "cifar" and e.get("model") in list_models()]
