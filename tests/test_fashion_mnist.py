@@ -270,3 +270,35 @@ def test_the_real_files_of_the_debian_package(tmp_path):
     assert 0.2 < float(few.mean()) < 0.4 and float((few > 0).float().mean()) > 0.3, "real photographs, not blank"
     pixels = train_x.float() / 255
     assert abs(float(pixels.mean()) - 0.2860) < 5e-4 and abs(float(pixels.std()) - 0.3530) < 5e-4
+
+
+def test_download_goes_through_torchvision_and_a_failed_one_is_one_line_leaving_nothing(files, tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    from torchvision import datasets
+
+    _, package, _ = files
+    calls = []
+
+    def offline(root, train=True, download=False, **kwargs):
+        calls.append((root, train, download))
+        raise URLError("no network in this test")
+
+    monkeypatch.setattr(datasets, "FashionMNIST", offline)
+    root = tmp_path / "data" / "fm"
+    with pytest.raises(DataError) as err:
+        fashion_mnist(str(root), download=True, padding=4, hflip=True, system_dir=None, batch_size=8)
+    message = str(err.value)
+    assert "could not download Fashion-MNIST (URLError" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert calls == [(str(root), True, True)] and not (tmp_path / "data").exists(), "nothing left behind"
+
+    def fetched(root, train=True, download=False, **kwargs):  # what torchvision leaves: ROOT/FashionMNIST/raw/*.gz
+        raw = Path(root) / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for path in package.iterdir():
+            (raw / path.name).write_bytes(path.read_bytes())
+
+    monkeypatch.setattr(datasets, "FashionMNIST", fetched)
+    data = fashion_mnist(str(root), download=True, padding=4, hflip=True, system_dir=None, batch_size=8)
+    assert data.train.dataset_size == TRAIN and (root / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").exists()
