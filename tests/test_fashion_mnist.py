@@ -208,18 +208,20 @@ def test_preact_resnet18_counts_the_fmix_codes_parameters_and_takes_the_channels
     """FMix's ResNet18 (models/resnet.py, PreActBlock [2, 2, 2, 2], widths 64-512): stem 3×3 conv + BN; per block
     two 3×3 convs and two BNs (the first over the block's input); 1×1 projections (no BN) where the shape changes;
     a linear classifier. Counted here from that description."""
-    def count(in_chans: int, classes: int) -> int:
-        total, cin = in_chans * 64 * 9 + 2 * 64, 64
-        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+    def count(in_chans: int, classes: int, w: int = 64) -> int:
+        total, cin = in_chans * w * 9 + 2 * w, w
+        for planes, stride in ((w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)):
             for i in range(2):
                 total += 2 * cin + cin * planes * 9 + 2 * planes + planes * planes * 9
                 if (stride if i == 0 else 1) != 1 or cin != planes:
                     total += cin * planes
                 cin = planes
-        return total + 512 * classes + classes
+        return total + 8 * w * classes + classes
 
     assert count_parameters(create_model("preact_resnet18", 10, in_chans=1)) == count(1, 10) == 11_170_122
     assert count_parameters(create_model("preact_resnet18", 100)) == count(3, 100)
+    narrow = create_model("preact_resnet18", 10, in_chans=1, width=8)  # a quick CPU model of the same design
+    assert count_parameters(narrow) == count(1, 10, 8) and narrow.arch_name == "preact_resnet18_w8"
     he = create_model("preact_resnet18", 10, variant="he2016")  # no stem BN; BN-ReLU before the pooling
     assert count_parameters(he) == count(3, 10) - 2 * 64 + 2 * 512
 

@@ -40,8 +40,8 @@ MODELS = {"pyramidnet-shakedrop": ["model=pyramidnet", "model.depth=14", "model.
           # the paper's PyramidNet-110/200 and ResNet-110 have bottleneck blocks: the same, small
           "pyramidnet-bottleneck": ["model=pyramidnet", "model.depth=11", "model.alpha=12", "model.bottleneck=true"],
           "resnet-bottleneck": ["model=cifar_resnet", "model.depth=11", "model.bottleneck=true"],
-          # the FMix paper's Fashion-MNIST model (pre-activation blocks, four stages)
-          "preact-resnet18": ["model=preact_resnet18"]}
+          # the FMix paper's Fashion-MNIST model (pre-activation blocks, four stages), narrow
+          "preact-resnet18": ["model=preact_resnet18", "model.width=8"]}
 MEMBERS = [["regularizer=baseline", "seed=0"], ["regularizer=cutmix", "seed=1", "label_smoothing=0.1"],
            ["regularizer=mixup", "seed=2"]]
 

@@ -1,7 +1,8 @@
 """Pre-activation ResNet (He et al., 2016, "Identity Mappings in Deep Residual Networks", arXiv:1603.05027):
 PreAct-ResNet-18, the model of the FMix paper's Fashion-MNIST and CIFAR rows (Harris et al., 2020).
 
-Four stages of 64/128/256/512 planes, ``blocks`` pre-activation basic blocks each (18 layers: 2, 2, 2, 2),
+Four stages of 64/128/256/512 planes (``width`` = 64: the first stage's, doubled at each next stage), two
+pre-activation basic blocks each (18 layers),
 a 3×3 stem at full resolution, global average pooling and a linear classifier. Two variants:
 
 - ``variant: fmix`` (default; the code that produced the FMix paper's numbers, ecs-vlc/FMix ``models/resnet.py``,
@@ -50,20 +51,22 @@ class PreActResNet(StagedNet):
     """``block_regularization``: the options of ``layers.block_regularizers`` (``drop_path_rate``, ``dropblock``,
     ``shakedrop``, …), applied to every residual branch."""
 
-    def __init__(self, depth: int, num_classes: int, variant: str = "fmix", in_chans: int = 3,
+    def __init__(self, depth: int, num_classes: int, variant: str = "fmix", in_chans: int = 3, width: int = 64,
                  **block_regularization):
         super().__init__()
         if depth != 18:
             raise ConfigError("depth", depth, "18 (2 pre-activation basic blocks in each of 4 stages)")
         if variant not in VARIANTS:
             raise ConfigError("variant", variant, "fmix (the FMix authors' code) or he2016 (the paper's drawing)")
+        if width < 1:
+            raise ConfigError("width", width, "the first stage's planes, >= 1 (64 in the paper; stages double it)")
         blocks, he2016 = 2, variant == "he2016"
-        self.arch_name = f"preact_resnet{depth}"
-        stem = nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False)
-        self.stem = stem if he2016 else nn.Sequential(stem, nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        self.arch_name = f"preact_resnet{depth}" + (f"_w{width}" if width != 64 else "")
+        stem = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False)
+        self.stem = stem if he2016 else nn.Sequential(stem, nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         regs = iter(block_regularizers(blocks, num_stages=4, **block_regularization))
-        stages, cin = [], 64
-        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        stages, cin = [], width
+        for planes, stride in ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2)):
             stage = []
             for i in range(blocks):
                 stage.append(PreActBlock(cin, planes, stride if i == 0 else 1, next(regs), he2016))
