@@ -58,9 +58,18 @@ def _pair(test: dict[str, float]) -> str:
 
 
 def _train_images(run: dict) -> str:
-    """The run's training set size: its ``dataset.train_subset`` where recorded, else "all"."""
-    subset = (run.get("dataset_options") or {}).get("train_subset")
-    return f"{subset:,}" if subset else ("all" if "dataset_options" in run else "not recorded")
+    """The run's training set size: its ``dataset.train_subset`` (results.json, else the run's ``.hydra/config.yaml``),
+    else "all"."""
+    options = run.get("dataset_options")
+    if options is None:
+        import yaml
+
+        try:
+            options = yaml.safe_load((Path(run["_dir"]) / ".hydra" / "config.yaml").read_text())["dataset"]
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            return "not recorded"
+    subset = options.get("train_subset")
+    return f"{subset:,}" if subset else "all"
 
 
 def _fmt(values: list[float]) -> str:
@@ -137,7 +146,9 @@ def claim_in_words(method: str, tests: dict[str, dict | None]) -> str:
     if reversed_:
         parts.append(f"significantly worse than {', '.join(reversed_)}")
     if unclear:
-        parts.append(f"not distinguishable from {', '.join(unclear)} with these seeds")
+        which = ", ".join(f"{'higher' if tests[o]['diff'] > 0 else 'lower'} than {o}'s ({tests[o]['diff']:+.2f}, "
+                          f"p = {tests[o]['p']:.3f})" for o in unclear)
+        parts.append(f"its mean error is {which}: not significant with these seeds")
     if reversed_:
         return f"**Verdict:** the paper's ranking does not hold at this scale: {'; '.join(parts)}."
     return f"**Verdict:** the paper's ranking is not confirmed at this scale: {'; '.join(parts)}."
