@@ -141,7 +141,7 @@ def test_evaluated_runs_add_robustness_and_calibration_with_cutmix_tested_agains
     fgsm = [20.0, 21.0, 22.0, 40.0, 41.0, 43.0]  # baseline's three runs, then CutMix's
     for i, acc in enumerate(fgsm):
         evaluation = {"fgsm": {"eps": [8 / 255], "top1_acc": [acc]},
-                      "calibration": {"all": {"ece": 0.05 + 0.001 * i}},
+                      "calibration": {"all": {"ece": 5.0 + 0.1 * i}},  # percent, as evaluate writes it
                       "occlusion": {"sizes": [0, 7, 14, 21, 28], "centre_top1_err": [9, 10, 30 - i, 60, 90],
                                     "boundary_top1_err": [90, 80, 70 + i % 3, 20, 9]}}
         (tmp_path / "runs" / f"run{i}" / "evaluation.json").write_text(json.dumps(evaluation))
@@ -150,6 +150,7 @@ def test_evaluated_runs_add_robustness_and_calibration_with_cutmix_tested_agains
     assert "ε = 8/255" in text and "centred 14×14 square" in text
     row = next(line for line in text.splitlines() if line.startswith("| + CutMix (α=1.0) | 41.33"))
     assert "41.33 ± 1.53 (n=3)" in row and "| 26.00 ± 1.00 (n=3) |" in row  # FGSM; centre occlusion at 14
+    assert "| 5.40 ± 0.10 (n=3) |" in row, "ECE in percent, as evaluate writes it"
     assert "FGSM top-1 acc. (Table 11: CutMix more robust to FGSM): CutMix better than the baseline" in text
     assert "Boundary occlusion err. (Figure 5(a): CutMix more robust to occlusion): not enough" not in text
 

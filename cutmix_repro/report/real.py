@@ -179,7 +179,7 @@ def _evaluation(run: dict) -> dict | None:
 
 ROBUSTNESS = [  # (column, the value of one evaluation.json, the paper's claim it speaks to, lower is better)
     ("FGSM top-1 acc.", lambda e: e["fgsm"]["top1_acc"][0], "Table 11: CutMix more robust to FGSM", False),
-    ("ECE (%)", lambda e: 100 * e["calibration"]["all"]["ece"], "Table 12's discussion: calibration", True),
+    ("ECE (%)", lambda e: e["calibration"]["all"]["ece"], "Table 12's discussion: calibration", True),
     ("Centre occlusion err.", lambda e: _middle(e["occlusion"], "centre_top1_err"),
      "Figure 5(a): CutMix more robust to occlusion", True),
     ("Boundary occlusion err.", lambda e: _middle(e["occlusion"], "boundary_top1_err"),
