@@ -17,12 +17,20 @@ import torch
 from helpers import FAST, train_main
 
 from cutmix_repro.config import build, compose
-from cutmix_repro.data import fashion_mnist, load_fashion_mnist
+from cutmix_repro.data import fashion_mnist as fashion_mnist_factory
+from cutmix_repro.data import load_fashion_mnist
 from cutmix_repro.errors import DataError
 from cutmix_repro.models import count_parameters, create_model
 
 FM = importlib.import_module("cutmix_repro.data.fashion_mnist")  # the module (the package exports a function so named)
 SYSTEM = Path(FM.SYSTEM_DIR)
+
+
+def fashion_mnist(root, download=False, padding=4, hflip=True, normalize="own", channels=1, train_subset=None,
+                  subset_seed=0, system_dir=None, **batching):
+    """The data set factory with the config's defaults (configs/dataset/fashion_mnist.yaml)."""
+    return fashion_mnist_factory(root, download, padding, hflip, normalize, channels, train_subset, subset_seed,
+                                 system_dir, **batching)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

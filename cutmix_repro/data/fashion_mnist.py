@@ -157,11 +157,11 @@ def fashion_mnist(
     download: bool,
     padding: int,
     hflip: bool,
-    normalize: str = "own",
-    channels: int = 1,
-    train_subset: int | None = None,
-    subset_seed: int = 0,
-    system_dir: str | None = SYSTEM_DIR,
+    normalize: str,
+    channels: int,
+    train_subset: int | None,
+    subset_seed: int,
+    system_dir: str | None,
     **batching,
 ) -> DataBundle:
     """Fashion-MNIST with the published protocol's augmentation. ``batching``: the fields of ``loaders.Batching``."""

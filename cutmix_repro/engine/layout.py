@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import platform
 import time
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+log = logging.getLogger("cutmix_repro")
 
 
 def _step_seconds(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, steps: int) -> float:
@@ -95,3 +98,16 @@ def cpu_layout(model: nn.Module, shape: tuple[int, ...], batch: int, num_classes
     except OSError:
         pass  # a read-only home: measured again next time
     return {**entry, "key": key, "measured": True}
+
+
+def auto_layout(setting, device: torch.device, world_size: int, model: nn.Module, data, batch_size: int) -> dict | None:
+    """``trainer.channels_last=auto`` in one CPU process: the layout ``cpu_layout`` chooses for ``model`` on ``data``'s
+    images, logged; None otherwise (CUDA: on; under DDP: off, every rank alike)."""
+    if setting != "auto" or device.type != "cpu" or world_size != 1:
+        return None
+    shape = tuple(data.train.sample(0)[0].shape)
+    probe = cpu_layout(model, shape, min(batch_size, 64 if shape[-1] <= 64 else 8), data.num_classes)
+    log.info("trainer.channels_last=auto on the CPU: %s (one step %.1f ms contiguous, %.1f ms channels_last%s)",
+             probe["chosen"], 1e3 * probe["contiguous_s"], 1e3 * probe["channels_last_s"],
+             "" if probe["measured"] else f", measured before: {cache_file()}")
+    return probe

@@ -127,3 +127,43 @@ def machine() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def describe_run(cfg, parts, world_size: int, choices: dict[str, str], nondeterminism: dict[str, Any]) -> dict:
+    """The header of ``results.json``: what was trained, how, where, with which code (``parts``: the trainer's)."""
+    from ..config import params, recipe_switches
+    from ..models import count_parameters
+
+    tcfg, device = cfg.trainer, parts.options.device
+    return {
+        STATUS: RUNNING,
+        "dataset": parts.data.name,
+        "dataset_options": {k: v for k, v in params(cfg.dataset).items() if k not in ("root", "system_dir")},
+        "model": parts.model.arch_name,
+        "model_target": cfg.model._target_,
+        "model_options": params(cfg.model),
+        "regularizer": choices.get("regularizer", type(parts.regularizer).__name__),
+        "regularizer_target": cfg.regularizer._target_,
+        "regularizer_params": params(cfg.regularizer),
+        "label_smoothing": cfg.label_smoothing,
+        "switches": recipe_switches(cfg),  # what is not the paper's recipe (empty for the paper's)
+        "experiment": choices.get("experiment"),
+        "seed": cfg.seed,
+        "epochs": tcfg.epochs,
+        "batch_size": tcfg.batch_size,
+        "lr": tcfg.lr,
+        "num_params": count_parameters(parts.model),
+        "world_size": world_size,
+        "device": str(device),
+        "amp": str(parts.options.amp_dtype),
+        "channels_last": parts.options.channels_last,
+        "layout_probe": parts.layout_probe,
+        "compile": bool(tcfg.compile),
+        "compiled": parts.compiled,
+        "compile_mode": tcfg.compile_mode if tcfg.compile else None,
+        "captured": parts.captured is not None,
+        "nondeterminism": nondeterminism,
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "machine": machine(),
+    }

@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ..config import build, params, recipe_switches
+from ..config import build
 from ..data import DataBundle
 from ..errors import ConfigError
 from ..models import count_parameters, model_inputs
@@ -47,7 +47,7 @@ from .checkpoint import (
 )
 from .compiled import check_compile, compile_model, compiled_graphs
 from .ema import WeightEMA, check_decay
-from .layout import cache_file, cpu_layout
+from .layout import auto_layout
 from .loggers import build_loggers
 from .metrics import Meter
 from .recorder import RunRecorder, Visuals, hparams
@@ -166,14 +166,9 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
         raise ValueError(f"world_size={info.world_size} (processes) is larger than the {data.train.dataset_size} "
                          "training images: every process needs at least one")
     model = build(cfg.model, "model", **model_inputs(data.num_classes, data.in_chans)).to(device)
-    layout_probe = None
-    if tcfg.channels_last == "auto" and device.type == "cpu" and info.world_size == 1:  # measured, not assumed
-        shape = tuple(data.train.sample(0)[0].shape)
-        layout_probe = cpu_layout(model, shape, min(tcfg.batch_size, 64 if shape[-1] <= 64 else 8), data.num_classes)
+    layout_probe = auto_layout(tcfg.channels_last, device, info.world_size, model, data, tcfg.batch_size)
+    if layout_probe is not None:  # trainer.channels_last=auto on the CPU: measured, not assumed
         options = dataclasses.replace(options, channels_last=layout_probe["chosen"] == "channels_last")
-        log.info("trainer.channels_last=auto on the CPU: %s (one step %.1f ms contiguous, %.1f ms channels_last%s)",
-                 layout_probe["chosen"], 1e3 * layout_probe["contiguous_s"], 1e3 * layout_probe["channels_last_s"],
-                 "" if layout_probe["measured"] else f", measured before: {cache_file()}")
     if options.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build(cfg.optimizer, "optimizer", model=model)
@@ -278,7 +273,7 @@ def start_run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None, in
         log.info("no checkpoint in %s yet: starting fresh", run_dir)
 
     choices = choices or {}
-    record = describe_run(cfg, parts, info, choices, nondeterminism)
+    record = R.describe_run(cfg, parts, info.world_size, choices, nondeterminism)
     visuals = Visuals(bool(cfg.trainer.tb_mixed_batch), int(cfg.trainer.tb_cams_every), parts.data)
     groups = {"experiment": record["experiment"], "dataset": choices.get("dataset", record["dataset"]),
               "model": choices.get("model", record["model"]), "regularizer": record["regularizer"],
@@ -381,44 +376,6 @@ def train_epochs(parts: Parts, position: Position, recorder: RunRecorder, stop: 
         position.epoch, position.step, position.meter = epoch + 1, 0, None
         recorder.epoch_done(entry, position.history, checkpoint_state(parts, position), epochs)
         distributed.barrier()
-
-
-def describe_run(cfg: DictConfig, parts: Parts, info: distributed.DistInfo, choices: dict[str, str],
-                 nondeterminism: dict[str, Any]) -> dict[str, Any]:
-    """The header of ``results.json``: what was trained, how, where, with which code."""
-    tcfg, device = cfg.trainer, parts.options.device
-    return {
-        R.STATUS: R.RUNNING,
-        "dataset": parts.data.name,
-        "dataset_options": {k: v for k, v in params(cfg.dataset).items() if k not in ("root", "system_dir")},
-        "model": parts.model.arch_name,
-        "model_target": cfg.model._target_,
-        "model_options": params(cfg.model),
-        "regularizer": choices.get("regularizer", type(parts.regularizer).__name__),
-        "regularizer_target": cfg.regularizer._target_,
-        "regularizer_params": params(cfg.regularizer),
-        "label_smoothing": cfg.label_smoothing,
-        "switches": recipe_switches(cfg),  # what is not the paper's recipe (empty for the paper's)
-        "experiment": choices.get("experiment"),
-        "seed": cfg.seed,
-        "epochs": tcfg.epochs,
-        "batch_size": tcfg.batch_size,
-        "lr": tcfg.lr,
-        "num_params": count_parameters(parts.model),
-        "world_size": info.world_size,
-        "device": str(device),
-        "amp": str(parts.options.amp_dtype),
-        "channels_last": parts.options.channels_last,
-        "layout_probe": parts.layout_probe,
-        "compile": bool(tcfg.compile),
-        "compiled": parts.compiled,
-        "compile_mode": tcfg.compile_mode if tcfg.compile else None,
-        "captured": parts.captured is not None,
-        "nondeterminism": nondeterminism,
-        "versions": R.package_versions(),
-        "git_revision": R.git_revision(),
-        "machine": R.machine(),
-    }
 
 
 CUBLAS_WORKSPACE = ":4096:8"  # what cuBLAS needs for deterministic results (CUDA docs, "Reproducibility")

@@ -51,7 +51,7 @@ class PreActResNet(StagedNet):
     """``block_regularization``: the options of ``layers.block_regularizers`` (``drop_path_rate``, ``dropblock``,
     ``shakedrop``, …), applied to every residual branch."""
 
-    def __init__(self, depth: int, num_classes: int, variant: str = "fmix", in_chans: int = 3, width: int = 64,
+    def __init__(self, depth: int, num_classes: int, variant: str, width: int, in_chans: int = 3,
                  **block_regularization):
         super().__init__()
         if depth != 18:
