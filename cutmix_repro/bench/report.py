@@ -171,6 +171,7 @@ def record_cpu_throughput(out: Path, rows: list[dict], date: str) -> None:
     """The summed rate of runs side by side on this CPU (section 14), for ``reproduce``'s estimate of a CPU table."""
     from ..engine.records import machine
 
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "throughput.json"
     entries = json.loads(path.read_text()) if path.exists() else []
     for row in rows:

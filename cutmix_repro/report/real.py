@@ -233,6 +233,6 @@ def robustness_lines(rows: list[tuple[dict, list[dict]]]) -> list[str]:
                 lines.append(f"- {column} ({claim}): {why}")
                 continue
             better = (test["diff"] < 0) == lower
-            word = ("better" if better else "worse") if test["p"] < ALPHA else "not distinguishable"
-            lines.append(f"- {column} ({claim}): CutMix {word} than the baseline ({_pair(test)})")
+            word = (("better" if better else "worse") + " than") if test["p"] < ALPHA else "not distinguishable from"
+            lines.append(f"- {column} ({claim}): CutMix {word} the baseline ({_pair(test)})")
     return lines
