@@ -304,20 +304,27 @@ def run_launches(args, commands: list[tuple[str, list[str]]]) -> int:
     if jobs > 1:
         commands = side_by_side(commands, jobs)
     running: list[tuple[str, subprocess.Popen]] = []
+
+    def wait_oldest() -> int:
+        done_label, process = running.pop(0)
+        status = process.wait()
+        if status != 0:
+            for _, other in running:
+                other.wait()
+            print(f"error: the runs of {done_label!r} failed (exit status {status}); the report was not written",
+                  file=sys.stderr)
+        return status
+
     for label, command in commands:
         show(label, command)
         if args.dry_run:
             continue
+        if len(running) == jobs and (status := wait_oldest()):
+            return status
         running.append((label, subprocess.Popen([sys.executable, *command])))
-        while len(running) >= jobs or (running and (label, command) == commands[-1]):
-            done_label, process = running.pop(0)
-            status = process.wait()
-            if status != 0:
-                for _, other in running:
-                    other.wait()
-                print(f"error: the runs of {done_label!r} failed (exit status {status}); the report was not written",
-                      file=sys.stderr)
-                return status
+    while running:
+        if status := wait_oldest():
+            return status
     if not args.dry_run:
         from .report import main as report
 
