@@ -228,6 +228,9 @@ class StopAfter:
     def restore(self):
         pass
 
+    def hand_over(self):  # no handler was there before (a plain SIGTERM)
+        pass
+
     @property
     def requested(self) -> bool:
         self.n -= 1
@@ -398,3 +401,158 @@ def test_reproduce_fuse_launches_through_the_fused_launcher_and_estimates_from_a
     assert reproduce.main(["table7", "--dry-run"]) == 0
     solo = capsys.readouterr().out
     assert "hydra/launcher=fused" not in solo and f"estimate: {15 * 300 * 50_000 / 1000 / 3600:.1f} GPU-hours" in solo
+
+
+# the group's commit journal -------------------------------------------------------------------------------------
+def _epoch(path):
+    return json.loads(path.read_text())["epoch"] if path.exists() else None
+
+
+def test_a_commit_leaves_no_journal_behind_and_an_old_journal_never_moves_a_later_commits_files(tmp_path,
+                                                                                                monkeypatch):
+    """Member a diverged and stages nothing from epoch 2 on: the journal still leaves its folder. A journal that
+    outlived its commit (an older version's) and a later commit killed before its journals: the replay moves
+    nothing of the later commit, so both members stay at the last committed epoch."""
+    from cutmix_repro.engine import checkpoint
+    from cutmix_repro.engine.checkpoint import COMMIT_JOURNAL, GroupCommit, recover_group_commit
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    journals = []
+    real = checkpoint.write_json
+    monkeypatch.setattr(checkpoint, "write_json",
+                        lambda path, data: (journals.append(data) if str(path).endswith(COMMIT_JOURNAL) else None,
+                                            real(path, data))[1])
+    commit = GroupCommit([a, b])
+    for epoch in (1, 2):
+        for member in ((a, b) if epoch == 1 else (b,)):
+            commit.write_json(member / "last.json", {"epoch": epoch})
+        commit.commit()
+        assert not (a / COMMIT_JOURNAL).exists() and not (b / COMMIT_JOURNAL).exists(), epoch
+    real(a / COMMIT_JOURNAL, journals[-1])  # epoch 2's journal, outliving its commit in a
+    for member in (a, b):  # epoch 3 staged in both, killed before its journal
+        commit.write_json(member / "last.json", {"epoch": 3})
+    recover_group_commit(a)
+    recover_group_commit(b)
+    assert (_epoch(a / "last.json"), _epoch(b / "last.json")) == (1, 2)
+    assert not list(tmp_path.rglob("*.next")) and not list(tmp_path.rglob(COMMIT_JOURNAL))
+
+
+@pytest.mark.parametrize("killed", ["between the journals", "between the renames"])
+@pytest.mark.parametrize("first", ["a", "b"])
+def test_whichever_member_starts_first_after_a_kill_mid_commit_the_members_agree(killed, first, tmp_path,
+                                                                               monkeypatch):
+    """A kill after the first member's journal but before the last leaves the commit undone, after the last
+    journal it is finished: whichever member's start (the group's, or one resumed alone) comes first."""
+    from cutmix_repro.engine import checkpoint
+    from cutmix_repro.engine.checkpoint import COMMIT_JOURNAL, GroupCommit, recover_group_commit
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    commit = GroupCommit([a, b])
+    for member in (a, b):
+        commit.write_json(member / "last.json", {"epoch": 1})
+    commit.commit()
+
+    class Killed(BaseException):
+        pass
+
+    counts = {"journal": 0, "rename": 0}
+    real_write, real_replace = checkpoint.write_json, checkpoint.os.replace
+
+    def write(path, data):
+        if str(path).endswith(COMMIT_JOURNAL):
+            counts["journal"] += 1
+            if killed == "between the journals" and counts["journal"] == 2:
+                raise Killed()
+        return real_write(path, data)
+
+    def replace(src, dst):
+        if str(src).endswith(checkpoint.STAGED):
+            counts["rename"] += 1
+            if killed == "between the renames" and counts["rename"] == 2:
+                raise Killed()
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint, "write_json", write)
+    monkeypatch.setattr(checkpoint.os, "replace", replace)
+    for member in (a, b):
+        commit.write_json(member / "last.json", {"epoch": 2})
+    with pytest.raises(Killed):
+        commit.commit()
+    monkeypatch.undo()
+    for member in ((a, b) if first == "a" else (b, a)):
+        recover_group_commit(member)
+    expected = 1 if killed == "between the journals" else 2
+    assert (_epoch(a / "last.json"), _epoch(b / "last.json")) == (expected, expected)
+    assert not list(tmp_path.rglob("*.next")) and not list(tmp_path.rglob(COMMIT_JOURNAL))
+
+
+# preemption and divergence: a group as a solo run ----------------------------------------------------------------
+REQUEUED = [*DATA, *MODELS["resnet"], "dataset.train_size=64", "trainer.epochs=2"]
+
+
+@pytest.mark.parametrize("how", ["solo", "fused"])
+def test_a_preempted_job_checkpoints_then_hands_the_signal_to_the_requeue_handler_and_resumes(
+        how, tmp_path, monkeypatch):
+    """SIGUSR2 mid-epoch with a handler already installed (submitit's requeue): the run checkpoints where it is,
+    then calls that handler; the launcher starts no further job; the requeued job resumes to the end."""
+    from cutmix_repro.regularizers import base
+
+    calls, seen = [], {"n": 0}
+    sweep = tmp_path / "sweep"
+    if how == "solo":
+        args, runs = [*REQUEUED, "regularizer=baseline", f"hydra.run.dir={sweep / 'solo'}"], [sweep / "solo"]
+    else:  # a fused group of two, then a job that runs alone (feature-level mixing): it must not start
+        args = ["-m", *REQUEUED, "regularizer=baseline,cutmix,feature_cutmix", "hydra/launcher=fused",
+                f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}"]
+        runs = [sweep / "0", sweep / "1"]
+    real = base.Baseline.__call__
+
+    def preempted_at_step_2(self, x, y):
+        seen["n"] += 1
+        if seen["n"] == 2:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return real(self, x, y)
+
+    def requeue(signum, frame):  # what submitit's handler would do: requeue the job (here: note the moment)
+        calls.append([(run / "last.pt").exists() and results(run)["status"] for run in runs])
+
+    monkeypatch.setattr(base.Baseline, "__call__", preempted_at_step_2)
+    previous = signal.signal(signal.SIGUSR2, requeue)
+    try:
+        status, err = train_main(args, monkeypatch)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert status == 0, err
+    assert calls == [["interrupted"] * len(runs)], "checkpointed first, then handed over once"
+    for run in runs:
+        state = torch.load(run / "last.pt", weights_only=True)
+        assert (state["epoch"], state["step"]) == (0, 2)
+    assert not (sweep / "2").exists(), "no further job starts after a preemption"
+    monkeypatch.undo()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the requeued job
+    status, err = train_main(args, monkeypatch)
+    assert status == 0, err
+    for run in runs:
+        assert results(run)["status"] == "finished" and [h["epoch"] for h in results(run)["history"]] == [1, 2]
+
+
+def test_a_group_whose_members_all_diverged_stops_at_once(tmp_path, monkeypatch):
+    """Every member's loss NaN from the first step: the group stops at the first check (trainer.log_interval),
+    as a solo run does, instead of training on to its last epoch."""
+    import cutmix_repro.engine.fused as fused_module
+
+    real_loss, real_step, steps = fused_module.loss_function, fused_module.fused_step, {"n": 0}
+    monkeypatch.setattr(fused_module, "loss_function",
+                        lambda name: lambda *a: real_loss(name)(*a) * float("nan"))
+
+    def counted(*a, **k):
+        steps["n"] += 1
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(fused_module, "fused_step", counted)
+    cfgs = configs("resnet", MEMBERS[:2], ["dataset.train_size=64", "trainer.epochs=3", "trainer.log_interval=2"])
+    outcomes = fit_fused(cfgs, [tmp_path / "m0", tmp_path / "m1"])
+    assert steps["n"] == 2, "stopped at the first check, not after 3 epochs of 4 steps"
+    for i, outcome in enumerate(outcomes):
+        assert isinstance(outcome, str) and "NaN or infinite at epoch 1, step 1" in outcome
+        assert results(tmp_path / f"m{i}")["status"] == "diverged"

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,23 @@ STAGED = ".next"
 
 class GroupCommit:
     """Files of several runs replaced together (a fused group's checkpoints and ``results.json`` at the end of an
-    epoch, ``engine/fused.py``): each is written beside its place as ``NAME.next``, then a journal naming them
-    all goes into every run directory, then the renames, then the journals. A kill before the journals leaves
-    every run's old files (the ``.next`` ones are removed at the next start); a kill after them, the next start
-    finishes the renames (``recover_group_commit``). So the members of a group never disagree on where they are."""
+    epoch, ``engine/fused.py``). One commit: each file is written beside its place as ``NAME.<commit id>.next``;
+    then a journal (the commit's id, every run directory of the group, the renames) goes into every run directory;
+    then the renames; then the journal leaves every run directory, whether or not it had a file of its own in the
+    commit. The commit is decided when the last journal is written (``recover_group_commit``): a kill before that
+    leaves every run's old files, a kill after it is finished at the next start, in whichever member's directory
+    that start comes first (a member resumed alone too). A journal renames only its own commit's files (their
+    names carry its id), so a journal that outlived its commit can never move a later commit's files. So the
+    members of a group never disagree on where they are."""
 
     def __init__(self, run_dirs):
         self.run_dirs = [Path(d) for d in run_dirs]
         self.pending: list[tuple[Path, Path]] = []
+        self.commit_id = uuid.uuid4().hex[:12]
 
     def _staged(self, path: Path) -> Path:
         path = Path(path)
-        staged = path.with_name(path.name + STAGED)
+        staged = path.with_name(f"{path.name}.{self.commit_id}{STAGED}")
         self.pending.append((staged, path))
         return staged
 
@@ -68,33 +74,53 @@ class GroupCommit:
         write_json(self._staged(path), data)
 
     def commit(self) -> None:
-        if not self.pending:
-            return
-        journal = {"renames": [[str(a), str(b)] for a, b in self.pending]}
-        for folder in self.run_dirs:
-            write_json(folder / COMMIT_JOURNAL, journal)
-        _finish(journal)
-        self.pending = []
+        if self.pending:
+            journal = {"commit": self.commit_id, "folders": [str(d) for d in self.run_dirs],
+                       "renames": [[str(a), str(b)] for a, b in self.pending]}
+            for folder in self.run_dirs:
+                write_json(folder / COMMIT_JOURNAL, journal)
+            _finish(journal, decided=True)
+        self.pending, self.commit_id = [], uuid.uuid4().hex[:12]
 
 
-def _finish(journal: dict[str, Any]) -> None:
+def _journal_id(folder: Path) -> str | None:
+    try:
+        return json.loads((Path(folder) / COMMIT_JOURNAL).read_text()).get("commit")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _finish(journal: dict[str, Any], decided: bool) -> None:
+    """Rename the commit's staged files (``decided``) or remove them (a commit whose journals were not all
+    written), then remove its journal from every run directory of the group (another commit's is left)."""
     for staged, final in journal["renames"]:
         if Path(staged).exists():
-            os.replace(staged, final)
-    for folder in {Path(final).parent for _, final in journal["renames"]}:
-        (folder / COMMIT_JOURNAL).unlink(missing_ok=True)
+            if decided:
+                os.replace(staged, final)
+            else:
+                Path(staged).unlink()
+    folders = {Path(f) for f in journal.get("folders", [])} | {Path(final).parent for _, final in journal["renames"]}
+    for folder in folders:
+        if _journal_id(folder) == journal.get("commit"):
+            (folder / COMMIT_JOURNAL).unlink(missing_ok=True)
 
 
 def recover_group_commit(run_dir: Path) -> None:
-    """After a kill: finish a group's renames that its journal names, else drop the staged files (the run's old
-    files stand). A run that was never fused has neither."""
+    """After a kill: a commit whose journal every run directory of the group holds is finished (its renames,
+    in every member's directory); one whose journals were not all written is undone (its staged files removed:
+    the old files stand); then this run's staged files of commits that never wrote a journal here go. A run that
+    was never fused has neither. (A journal goes from a directory only after all the renames, so a directory
+    without the journal still holding the commit's staged files means the journals were never all written.)"""
     run_dir = Path(run_dir)
-    journal = run_dir / COMMIT_JOURNAL
-    if journal.exists():
+    journal_path = run_dir / COMMIT_JOURNAL
+    if journal_path.exists():
         try:
-            _finish(json.loads(journal.read_text()))
-        except (OSError, ValueError, KeyError):
-            journal.unlink(missing_ok=True)
+            journal = json.loads(journal_path.read_text())
+            commit = journal["commit"]
+            decided = all(_journal_id(folder) == commit for folder in journal["folders"])
+            _finish(journal, decided)
+        except (OSError, ValueError, KeyError, TypeError):
+            journal_path.unlink(missing_ok=True)
     for staged in run_dir.glob("*" + STAGED):
         staged.unlink(missing_ok=True)
 

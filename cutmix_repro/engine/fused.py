@@ -138,10 +138,14 @@ def fit_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: list[dict] 
         handler.addFilter(_MemberFilter(i))
         log.addHandler(handler)
         handlers.append(handler)
+    stop = StopRequest().install()  # one for the job, as a solo run's (trainer.fit)
     try:
-        results = _fit_group(cfgs, run_dirs, choices, info, device, list(range(len(cfgs))))
+        results = _fit_group(cfgs, run_dirs, choices, info, device, list(range(len(cfgs))), stop)
+        if any(_interrupted(r) for r in results.values()):
+            stop.hand_over()  # every member's checkpoint is written: e.g. submitit's requeue on SIGUSR2
         return [results[i] for i in range(len(cfgs))]
     finally:
+        stop.restore()
         log.setLevel(level)
         for handler in handlers:
             log.removeHandler(handler)
@@ -157,8 +161,13 @@ def _out_of_memory(err: BaseException) -> bool:
         isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err)))
 
 
-def _fit_group(cfgs, run_dirs, choices, info, device, indices: list[int]) -> dict[int, dict | str]:
-    """{job: its results or error line} for the jobs ``indices`` (started, then trained by position)."""
+def _interrupted(result: dict | str) -> bool:
+    return isinstance(result, dict) and result.get(R.STATUS) == R.INTERRUPTED
+
+
+def _fit_group(cfgs, run_dirs, choices, info, device, indices: list[int], stop: StopRequest) -> dict[int, dict | str]:
+    """{job: its results or error line} for the jobs ``indices`` (started, then trained by position). After a
+    stop (a signal) no further group trains: those members keep their checkpoints, as the sweep's later jobs."""
     results: dict[int, dict | str] = {}
     members: list[Member] = []
     for i in indices:
@@ -173,8 +182,13 @@ def _fit_group(cfgs, run_dirs, choices, info, device, indices: list[int]) -> dic
     for m in members:  # a group killed mid-commit is whole again; members resumed apart may stand elsewhere
         by_position.setdefault((m.run.position.epoch, m.run.position.step), []).append(m)
     for group in by_position.values():
+        if any(_interrupted(r) for r in results.values()):  # stopped: the rest keep their checkpoints
+            for m in group:
+                m.run.recorder.close()
+                results[m.index] = m.run.recorder.record
+            continue
         try:
-            results.update(_train_members(group, device))
+            results.update(_train_members(group, device, stop))
         except GroupTooLarge:  # nothing was recorded yet: start each half again, from its start
             fresh = (group[0].run.position.epoch, group[0].run.position.step) == (0, 0)
             for m in group:
@@ -186,11 +200,14 @@ def _fit_group(cfgs, run_dirs, choices, info, device, indices: list[int]) -> dic
             log.info("%d members do not fit in %s's memory together: split into %d and %d", len(group), device,
                      half, len(group) - half)
             for part in (group[:half], group[half:]):
-                results.update(_fit_group(cfgs, run_dirs, choices, info, device, [m.index for m in part]))
+                if any(_interrupted(r) for r in results.values()):
+                    results.update({m.index: m.run.recorder.record for m in part})
+                    continue
+                results.update(_fit_group(cfgs, run_dirs, choices, info, device, [m.index for m in part], stop))
     return results
 
 
-def _train_members(members: list[Member], device: torch.device) -> dict[int, dict | str]:
+def _train_members(members: list[Member], device: torch.device, stop: StopRequest) -> dict[int, dict | str]:
     k = len(members)
     names = [str(m.run.run_dir) for m in members]
     for slot, m in enumerate(members):
@@ -214,7 +231,6 @@ def _train_members(members: list[Member], device: torch.device) -> dict[int, dic
              first.parts.data.name, first.parts.model.arch_name, f"{first.record['num_params']:,}", k,
              ", ".join(str(m.run.parts.regularizer).split("(")[0] + f" seed {m.run.cfg.seed}" for m in members),
              epochs, device)
-    stop = StopRequest().install()
     try:
         _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs, captured)
     except BaseException as err:
@@ -224,7 +240,6 @@ def _train_members(members: list[Member], device: torch.device) -> dict[int, dic
             raise GroupTooLarge() from err
         raise
     finally:
-        stop.restore()
         for m in members:
             m.run.recorder.close()
     out = {}
@@ -260,6 +275,9 @@ def _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs,
             for fused_group, lr in zip(optimizer.param_groups, member_lrs):
                 fused_group["lr"] = lr
         train = _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapshots, captured)
+        if all(m.failed for m in members):  # every member diverged: the group stops at once, as a solo run does
+            commit.commit()  # their results.json (status diverged)
+            return
         if train.get("interrupted"):
             for m in (m for m in members if not m.failed):
                 m.run.position.step, m.run.position.meter = train["step"], m.meter
@@ -338,10 +356,14 @@ def _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapsho
         step += 1
         if step % options.log_interval == 0:
             _check_members(members, epoch)
+            if all(m.failed for m in members):
+                return {"diverged": True}
         if stop.requested:
             _check_members(members, epoch)
             return {"interrupted": True, "step": step}
     _check_members(members, epoch)
+    if all(m.failed for m in members):
+        return {"diverged": True}
     if options.device.type == "cuda":
         torch.cuda.synchronize(options.device)
     seconds = time.perf_counter() - start

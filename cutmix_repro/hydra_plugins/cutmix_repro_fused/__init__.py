@@ -63,6 +63,7 @@ class FusedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from cutmix_repro.engine.fused_groups import fusion_groups
+        from cutmix_repro.engine.records import INTERRUPTED
         from cutmix_repro.train import fail
 
         setup_globals()
@@ -95,6 +96,8 @@ class FusedLauncher(Launcher):
             for i in group:
                 log.info("\t#%d fused: %s", initial_job_idx + i, " ".join(filter_overrides(job_overrides[i])))
             runs.update(self._run_group(group, configs))
+            if any(r.return_value == INTERRUPTED for r in runs.values() if r.status == JobStatus.COMPLETED):
+                sys.exit(0)  # stopped by a signal, its checkpoints written: no further job starts (as run_job)
         failed = [r for r in runs.values() if r.status == JobStatus.FAILED]
         if failed:
             fail(str(failed[0]._return_value).splitlines()[0])
@@ -102,7 +105,7 @@ class FusedLauncher(Launcher):
 
     def _run_group(self, group: list[int], configs: list[DictConfig]) -> dict[int, JobReturn]:
         from cutmix_repro.engine.fused import fit_fused
-        from cutmix_repro.engine.records import BEST_TOP1
+        from cutmix_repro.engine.records import BEST_TOP1, INTERRUPTED, STATUS
 
         prepared = [self._prepare(configs[i]) for i in group]
         choices = [dict(configs[i].hydra.runtime.choices) for i in group]
@@ -117,7 +120,8 @@ class FusedLauncher(Launcher):
         runs = {}
         for i, (_, _, ret), outcome in zip(group, prepared, outcomes):
             if isinstance(outcome, dict):
-                ret.status, ret._return_value = JobStatus.COMPLETED, outcome.get(BEST_TOP1)
+                ret.status = JobStatus.COMPLETED
+                ret._return_value = INTERRUPTED if outcome.get(STATUS) == INTERRUPTED else outcome.get(BEST_TOP1)
             else:
                 ret.status = JobStatus.FAILED
                 ret._return_value = outcome if isinstance(outcome, Exception) else RuntimeError(outcome)
