@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import logging
 import os
 import re
@@ -177,10 +178,11 @@ OmegaConf.register_new_resolver("cutmix_now", _run_time, replace=True)
 
 
 def sweep_subdir(argv: list[str]) -> list[str]:
-    """Overrides that name each run of a multirun by the values it sweeps (``regularizer.alpha=0.5``,
-    joined with commas when several keys are swept), so TensorBoard lists ``regularizer.alpha=0.5/tb``.
-    Nothing when the user set ``hydra.sweep.subdir`` or nothing is swept (then runs are 0, 1, …)."""
-    if not {"-m", "--multirun"} & set(argv) or any(a.startswith("hydra.sweep.subdir") for a in argv):
+    """Overrides that name each run of a multirun (``argv``: its overrides) by the values it sweeps
+    (``regularizer.alpha=0.5``, joined with commas when several keys are swept), so TensorBoard lists
+    ``regularizer.alpha=0.5/tb``. Nothing when the user set ``hydra.sweep.subdir`` or nothing is swept (then runs
+    are 0, 1, …)."""
+    if any(a.startswith("hydra.sweep.subdir") for a in argv):
         return []
     overrides, _ = _first_of_each_sweep(argv)
     if not any(o.is_sweep_override() for o in overrides):
@@ -259,20 +261,43 @@ def _exit_worker(code: int) -> None:
     os._exit(code)
 
 
+def hydra_command_line(argv: list[str]):
+    """The command line as Hydra reads it (its own parser: every flag of ``--hydra-help`` in either spelling,
+    ``--cfg job`` or ``--cfg=job``, and the overrides), or None where Hydra will refuse it with its own message."""
+    from hydra._internal.utils import get_args_parser  # what @hydra.main parses with
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            return get_args_parser().parse_args(argv)
+    except SystemExit:  # an argparse error, or --version (printed by Hydra)
+        return None
+
+
+def checked_here(args, config_name: str) -> bool:
+    """Whether the overrides are this application's config overrides, composed against its own config: not with
+    ``-sc`` (their words are completion commands), ``--experimental-rerun`` (Hydra ignores them), or another
+    config (``-cp``, ``-cd``, ``-cn`` of another name), whose overrides Hydra checks itself."""
+    return args is not None and not (args.shell_completion or args.experimental_rerun or args.config_path
+                                     or args.config_dir or args.config_name not in (None, config_name))
+
+
 def launch(app, groups: tuple[str, ...] = GROUPS, config_name: str = "train") -> None:
     """Check the command line (one error line for an unknown choice or key), name a sweep's runs by what they
     vary, then run the Hydra ``app``: in this process, or as this torchrun worker's rank."""
     argv = sys.argv[1:]
-    message = check_group_overrides(argv, groups) or check_composes(argv, config_name)
-    if not message and config_name == "train" and any(a.lstrip("+") == "hydra/launcher=fused" for a in argv):
-        message = check_fused_launch(argv)
-    if message:
-        fail(message)
+    args = hydra_command_line(argv)
+    if checked_here(args, config_name):
+        overrides = args.overrides
+        message = check_group_overrides(overrides, groups) or check_composes(overrides, config_name)
+        if not message and config_name == "train" and "hydra/launcher=fused" in (o.lstrip("+") for o in overrides):
+            message = check_fused_launch(overrides)
+        if message:
+            fail(message)
+        extra = sweep_subdir(overrides) if args.multirun else []
+        if extra:  # just before the user's overrides: argparse takes them only as one block
+            first = next(i for i in range(1, len(sys.argv)) if sys.argv[i:i + len(overrides)] == overrides)
+            sys.argv[first:first] = extra
     register_fused_launcher()
-    extra = sweep_subdir(argv)
-    if extra:  # beside the user's overrides: argparse takes them only as one block (``-m a=1,2 --cfg job`` too)
-        first = next(i for i, a in enumerate(sys.argv) if i and "=" in a and not a.startswith("-"))
-        sys.argv[first:first] = extra
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         with _launch_time():  # every job of a sweep resolves ${cutmix_now:...} to the same moment
             app()

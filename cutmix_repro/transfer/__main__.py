@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ..config import config_dir
-from ..train import fail, launch, run_job
+from ..train import checked_here, fail, hydra_command_line, launch, run_job
 
 GROUPS = ("task",)
 
@@ -32,8 +32,9 @@ def _run(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    if not any(a.lstrip("+").startswith("task=") for a in argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
+    args = hydra_command_line(sys.argv[1:])
+    runs = checked_here(args, "transfer") and not (args.help or args.hydra_help or args.cfg or args.info)
+    if runs and not any(o.lstrip("+").startswith("task=") for o in args.overrides):
         from ..config import options
 
         fail(f"error: choose a task: +task=<one of {', '.join(options('task'))}>")
