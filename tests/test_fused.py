@@ -22,6 +22,7 @@ import time
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from helpers import FAST, history_without_timing, results, train_main
 
 from cutmix_repro.config import compose
@@ -41,7 +42,10 @@ MODELS = {"pyramidnet-shakedrop": ["model=pyramidnet", "model.depth=14", "model.
           "pyramidnet-bottleneck": ["model=pyramidnet", "model.depth=11", "model.alpha=12", "model.bottleneck=true"],
           "resnet-bottleneck": ["model=cifar_resnet", "model.depth=11", "model.bottleneck=true"],
           # the FMix paper's Fashion-MNIST model (pre-activation blocks, four stages), narrow
-          "preact-resnet18": ["model=preact_resnet18", "model.width=8"]}
+          "preact-resnet18": ["model=preact_resnet18", "model.width=8"],
+          # stochastic depth and DropBlock (timm's, drawing from the default generator: each member's swapped in)
+          "resnet-drop-path-dropblock": ["model=cifar_resnet", "model.depth=8", "model.bottleneck=false",
+                                         "model.drop_path_rate=0.5", "model.dropblock=true"]}
 MEMBERS = [["regularizer=baseline", "seed=0"], ["regularizer=cutmix", "seed=1", "label_smoothing=0.1"],
            ["regularizer=mixup", "seed=2"]]
 
@@ -154,13 +158,43 @@ def test_the_fused_launcher_groups_what_can_share_a_step_and_runs_the_rest_alone
     assert sorted(v for v in sizes.values() if v) == [1, 3, 3, 3] or sorted(filter(None, sizes.values())) == [3, 3, 3]
     assert sizes["regularizer=feature_cutmix,seed=0"] is None and sizes["regularizer=feature_cutmix,seed=1"] is None
     assert out.count("alone (feature-level mixing mixes inside the network") == 2
-    for run in runs.values():  # a solo job's directory, whichever way it trained
+    for name, run in runs.items():  # a solo job's directory, whichever way it trained
         assert {".hydra", "train.log", "tb", "results.json", "last.pt", "best.pt"} <= {p.name for p in run.iterdir()}
+        own = name.split(",")[0].split("=")[1]  # its own config choices, not another member's
+        hydra_yaml = OmegaConf.load(run / ".hydra" / "hydra.yaml")
+        assert hydra_yaml.hydra.runtime.choices.regularizer == own and results(run)["regularizer"] == own, name
         assert (run / ".hydra" / "config.yaml").is_file() and "epoch 2 |" in (run / "train.log").read_text()
         assert results(run)["status"] == "finished" and results(run)["epochs_done"] == 2
     cfg = compose([*DATA, *MODELS["resnet"], "regularizer=cutmix", "seed=1"])
     fit(cfg, tmp_path / "solo")
     assert_equal_to_solo(runs["regularizer=cutmix,seed=1"], tmp_path / "solo")
+
+
+# what a member may have of its own: one sample each (a key added to MEMBER_KEYS needs one here, and must pass)
+MEMBER_SAMPLES = {"seed": ["seed=3"], "regularizer": ["regularizer=mixup"], "label_smoothing": ["label_smoothing=0.1"],
+                  "cutmix_prob": ["cutmix_prob=0.5"], "cutout_size": ["regularizer=cutout", "cutout_size=8"],
+                  "logger": ["logger=[]"], "fuse": ["fuse.max_members=4"], "trainer.resume": ["trainer.resume=true"],
+                  "trainer.overwrite": ["trainer.overwrite=true"], "trainer.progress": ["trainer.progress=true"]}
+
+
+def test_every_key_a_member_may_have_of_its_own_fuses_and_trains_as_its_solo_run(tmp_path):
+    """``MEMBER_KEYS`` is a promise: runs that differ in one of them share a group, and each member then trains as
+    its solo run. A key the fused step does not keep per member (the learning rate: the group steps at one
+    schedule) breaks it, and so does an lr sweep that fuses."""
+    from cutmix_repro.engine.fused_groups import MEMBER_KEYS
+
+    assert set(MEMBER_KEYS) == set(MEMBER_SAMPLES), "every member key needs a sample here"
+    base = [*DATA, *MODELS["resnet"]]
+    cfgs = [compose(base)] + [compose([*base, *MEMBER_SAMPLES[key]]) for key in MEMBER_KEYS]
+    for key, cfg in zip(MEMBER_KEYS, cfgs[1:]):
+        assert fusion_groups([cfgs[0], cfg], 8) == ([[0, 1]], {}), key
+    for lr_sweep in (["trainer.lr=0.02"], ["optimizer.lr=0.02"]):  # another lr: another group
+        assert fusion_groups([cfgs[0], compose([*base, *lr_sweep])], 8) == ([[0], [1]], {}), lr_sweep
+    outcomes = fit_fused(cfgs, [tmp_path / f"fused{i}" for i in range(len(cfgs))])
+    assert [o["status"] for o in outcomes] == ["finished"] * len(cfgs)
+    for i, cfg in enumerate(cfgs):
+        fit(cfg, tmp_path / f"solo{i}")
+        assert_equal_to_solo(tmp_path / f"fused{i}", tmp_path / f"solo{i}")
 
 
 @pytest.mark.parametrize("bad, needle", [("fuse.max_members=0", "fuse.max_members=0 is invalid"),
@@ -332,6 +366,40 @@ def test_a_kill_while_the_group_writes_its_checkpoints_leaves_every_member_at_on
     resume_and_compare(cfgs, runs, root)
     for run in runs:
         assert not list(run.glob("*.next")) and not (run / checkpoint.COMMIT_JOURNAL).exists()
+
+
+def test_a_member_resumed_alone_after_a_kill_mid_commit_finishes_the_groups_commit(fused_reference, tmp_path,
+                                                                                     monkeypatch):
+    """Killed between the renames of epoch 2's commit, then member 1 alone resumed as a solo run: its start
+    finishes the group's commit (member 0's files too), leaves nothing staged, and it goes on as its solo run."""
+    from cutmix_repro.engine import checkpoint
+
+    root, cfgs = fused_reference
+    runs = [tmp_path / "m0", tmp_path / "m1"]
+
+    class Killed(BaseException):
+        pass
+
+    calls, real = {"n": 0}, checkpoint.os.replace
+
+    def dying(a, b):
+        calls["n"] += str(a).endswith(checkpoint.STAGED)
+        if str(a).endswith(checkpoint.STAGED) and calls["n"] == 8:  # epoch 2's second rename (epoch 1 has six)
+            raise Killed()
+        return real(a, b)
+
+    monkeypatch.setattr(checkpoint.os, "replace", dying)
+    with pytest.raises(Killed):
+        fit_fused(cfgs, runs)
+    monkeypatch.undo()
+    assert (runs[0] / checkpoint.COMMIT_JOURNAL).exists() and list(runs[1].glob("*.next"))
+    alone = cfgs[1].copy()
+    alone.trainer.resume = True
+    assert fit(alone, runs[1])["status"] == "finished"
+    assert torch.load(runs[0] / "last.pt", weights_only=True)["epoch"] == 2, "member 0's commit finished too"
+    for run in runs:
+        assert not list(run.glob("*.next")) and not (run / checkpoint.COMMIT_JOURNAL).exists()
+    assert_equal_to_solo(runs[1], root / "m1")
 
 
 def results_epochs(runs) -> int:

@@ -217,6 +217,28 @@ def test_saliencymix_box_corners_are_the_authors_clip_of_a_box_around_the_peak()
                                                          max(29 - cut_w // 2, 0), min(29 + cut_w // 2, 32))
 
 
+def test_saliencymix_authors_map_is_truncated_to_uint8_so_its_peak_is_the_first_of_a_truncated_tie(monkeypatch):
+    """The authors' ``(saliencyMap * 255).astype("uint8")`` truncates: 128.4 and 128.6 (of 255) both become 128,
+    so the first of them in raster order is the peak; rounding would make the second (129) the peak."""
+    from cutmix_repro.regularizers import saliencymix
+
+    saliency = np.zeros((16, 16), dtype=np.float32)
+    saliency[2, 3], saliency[9, 12], saliency[15, 15] = 128.4 / 255, 128.6 / 255, 0.9999
+
+    class Detector:
+        def computeSaliency(self, image):  # noqa: N802 (OpenCV's name)
+            assert image.shape == (16, 16, 3) and image.dtype == np.float32  # the tensor as it is, HWC
+            return True, saliency.copy()
+
+    monkeypatch.setattr(saliencymix, "fine_grained_detector", Detector)
+    mapped = saliencymix.authors_saliency(torch.zeros(3, 16, 16))
+    assert mapped.dtype == np.uint8 and (mapped[2, 3], mapped[9, 12], mapped[15, 15]) == (128, 128, 254)
+    saliency[15, 15] = 0.0  # the peak among the two truncated to 128: the first
+    mixer = SaliencyMix(saliency_input="authors")
+    y1, y2, x1, x2 = mixer.box(torch.zeros(3, 16, 16), 0.75)  # an 8×8 box around the peak
+    assert (y1, y2, x1, x2) == (0, 6, 0, 7)  # centred on (2, 3), clipped at the top and left
+
+
 def test_saliencymix_without_opencvs_saliency_module_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # as if OpenCV (or its contrib build) were not installed
     for saliency_input in ("authors", "pixels"):

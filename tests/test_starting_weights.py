@@ -218,3 +218,18 @@ def test_figure1_weights_take_an_old_format_file(resnet50_reference, tmp_path):
     assert_loaded(model.net.state_dict(), resnet50_reference, skip="-")  # the classifier too
     assert len(categories) == 1000
 
+
+
+def test_a_run_directory_starts_from_its_best_epoch_not_its_last(tmp_path):
+    """A run directory of ours gives ``best.pt`` (the epoch the paper's tables report) when it has one, and
+    ``last.pt`` only when it has no ``best.pt``."""
+    from cutmix_repro.engine.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    for name, value in (("best.pt", 1.0), ("last.pt", 2.0)):
+        save_checkpoint(run / name, {"model": {"fc.weight": torch.full((2, 2), value)}, "meta": {}})
+    loaded = read_starting_weights(str(run), "resnet50")
+    assert loaded.path.name == "best.pt" and float(loaded.state["fc.weight"][0, 0]) == 1.0
+    (run / "best.pt").unlink()
+    loaded = read_starting_weights(str(run), "resnet50")
+    assert loaded.path.name == "last.pt" and float(loaded.state["fc.weight"][0, 0]) == 2.0
