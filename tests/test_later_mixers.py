@@ -387,3 +387,90 @@ def test_the_saliency_measurement_reads_cub_images_with_their_boxes(tmp_path):
     rows = {row["input"]: row for row in cub_hits(str(root))}
     assert rows["pixels"]["images"] == 6 and rows["pixels"]["on_object"] >= 5
     assert set(rows) == {"authors", "pixels", "random"}
+
+
+# Mixup or CutMix per batch (today's recipes; not the paper's) ----------------------------------------------------
+def mixup_cutmix(**overrides):
+    from cutmix_repro.config import build, compose
+
+    return build(compose(["regularizer=mixup_cutmix", *[f"regularizer.{k}={v}" for k, v in overrides.items()]])
+                 .regularizer, "regularizer")
+
+
+@pytest.mark.parametrize("switch_draw, centre", [(0.1, (3, 11)), (0.1, (7, 6)), (0.9, None)])
+def test_mixup_cutmix_equals_timms_mixup_in_batch_mode_on_the_same_draws(switch_draw, centre, monkeypatch):
+    """timm's ``Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5)`` and ``regularizer=mixup_cutmix`` handed
+    the same draws (mix or not, CutMix or Mixup, λ, the box centre; timm's partner of image i is image n−1−i):
+    the same images, and the loss on timm's soft targets equals ours. Odd image sides, so the box's odd sides
+    (timm keeps every pixel of them) and a box clipped at the border are both checked."""
+    from timm.data.mixup import Mixup as TimmMixup
+    from timm.loss import SoftTargetCrossEntropy
+
+    from cutmix_repro.regularizers import mixed_cross_entropy
+    from cutmix_repro.regularizers import mixup_cutmix as module
+
+    n, classes, lam = 8, 10, 0.37
+    torch.manual_seed(0)
+    x, y = torch.randn(n, 3, 15, 13), torch.randint(0, classes, (n,))
+    uniform = iter([0.0, switch_draw])  # timm: mix at all (< prob), then CutMix if < switch_prob
+    monkeypatch.setattr(np.random, "rand", lambda *a: next(uniform))
+    monkeypatch.setattr(np.random, "beta", lambda *a: lam)
+    centres = iter(centre or ())
+    monkeypatch.setattr(np.random, "randint", lambda *a, **k: next(centres))
+    theirs = TimmMixup(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5, prob=1.0, mode="batch",
+                       label_smoothing=0.0, num_classes=classes)
+    their_x, their_target = theirs(x.clone(), y)
+
+    ours = mixup_cutmix()
+    monkeypatch.setattr(module, "bernoulli", lambda p: p >= 1.0 or switch_draw < p)  # the same uniform draws
+    for mixer in (ours.mixup, ours.cutmix):
+        monkeypatch.setattr(mixer, "beta", lambda *a, **k: torch.tensor(lam))
+    monkeypatch.setattr(ours.cutmix, "_center", lambda height, width: centre)
+    monkeypatch.setattr(torch, "randperm", lambda k, device=None: torch.arange(k - 1, -1, -1, device=device))
+    out = ours(x.clone(), y)
+    assert torch.equal(out.inputs, their_x)
+    our_target = out.lam * F.one_hot(out.targets_a, classes) + (1 - out.lam) * F.one_hot(out.targets_b, classes)
+    torch.testing.assert_close(our_target.float(), their_target, rtol=0, atol=1e-6)
+    logits = torch.randn(n, classes)
+    torch.testing.assert_close(mixed_cross_entropy(logits, out), SoftTargetCrossEntropy()(logits, their_target))
+    if centre is not None:  # the box really cut (an odd side), as timm's, not the authors' one pixel short
+        pasted = (out.inputs[0] != x[0]).any(0)
+        rows, cols = pasted.any(1).nonzero(), pasted.any(0).nonzero()
+        assert int(rows.max() - rows.min() + 1) * int(cols.max() - cols.min() + 1) == round((1 - out.lam) * 15 * 13)
+
+
+def test_mixup_cutmix_per_sample_each_image_is_left_blended_or_cut_with_its_own_partner():
+    ours = mixup_cutmix(mode="elem", prob=0.7)
+    n = 64
+    torch.manual_seed(1)
+    x, y = torch.rand(n, 3, 16, 16), torch.arange(n)
+    out = ours(x, y)
+    kinds = set()
+    for i in range(n):
+        j, lam = int(out.targets_b[i]), float(out.lam[i])
+        changed = (out.inputs[i] != x[i]).any(0)
+        if lam == 1.0:
+            assert j == i or torch.equal(out.inputs[i], x[i]) or not changed.any()
+            kinds.add("left")
+        elif torch.allclose(out.inputs[i], lam * x[i] + (1 - lam) * x[j], atol=1e-6):
+            kinds.add("blended")
+        else:  # a box of the partner's pixels, λ the area left
+            assert torch.equal(out.inputs[i][:, changed], x[j][:, changed])
+            assert lam == pytest.approx(1 - float(changed.sum()) / 256, abs=1 / 256 + 1e-9) or j == i
+            kinds.add("cut")
+    assert kinds == {"left", "blended", "cut"}
+
+
+def test_mixup_cutmix_trains_through_the_trainer_and_fuses(tmp_path):
+    from cutmix_repro.config import compose
+    from cutmix_repro.engine.fused_groups import fusion_groups
+
+    res = fit_run(["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=16", "dataset.image_size=16",
+                   *TINY_MODEL, "regularizer=mixup_cutmix", "trainer.epochs=1", "trainer.batch_size=16"],
+                  tmp_path / "run")
+    assert res["status"] == "finished" and res["regularizer_params"]["switch_prob"] == 0.5
+    base = ["dataset=synthetic", "model=cifar_resnet", "model.depth=8", "model.bottleneck=false"]
+    assert fusion_groups([compose([*base, "regularizer=cutmix"]), compose([*base, "regularizer=mixup_cutmix"])],
+                         2) == ([[0, 1]], {})
+    with pytest.raises(ConfigError, match="switch_prob=1.5 is invalid"):
+        mixup_cutmix(switch_prob=1.5)

@@ -1,4 +1,5 @@
-"""Regularizers of the CutMix paper, and the later mixers ResizeMix, FMix and SaliencyMix, one small module each.
+"""Regularizers of the CutMix paper, the later mixers ResizeMix, FMix and SaliencyMix, and today's recipes' Mixup-or-CutMix
+(``MixupCutMix``), one small module each.
 
 Every regularizer is a callable ``reg(images, targets) -> MixedBatch`` on a normalised
 batch; ``mixed_cross_entropy(logits, batch)`` is the loss for all of them.
@@ -12,6 +13,7 @@ from .feature import FeatureCutMix, FeatureMix, FeatureMixup
 from .fmix import FMix
 from .loss import mixed_binary_cross_entropy, mixed_cross_entropy
 from .mixup import Mixup
+from .mixup_cutmix import MixupCutMix
 from .resizemix import ResizeMix
 from .saliencymix import SaliencyMix
 
@@ -27,6 +29,7 @@ __all__ = [
     "FeatureMixup",
     "MixedBatch",
     "Mixup",
+    "MixupCutMix",
     "ResizeMix",
     "SaliencyMix",
     "box_sides",

@@ -40,14 +40,19 @@ def box_sides(lam: float, height: int, width: int) -> tuple[int, int]:
     return int(height * cut), int(width * cut)
 
 
-def clip_box(cy: int, cx: int, cut_h: int, cut_w: int, height: int, width: int):
+BOXES = ("authors", "timm")
+
+
+def clip_box(cy: int, cx: int, cut_h: int, cut_w: int, height: int, width: int, box: str = "authors"):
     """Corners (y1, y2, x1, x2) of a box centred at (cy, cx), clipped to the image.
 
-    Half-sides are ⌊side/2⌋ on both sides, as in the official ``rand_bbox``."""
+    ``box="authors"``: half-sides ⌊side/2⌋ on both sides, as the official ``rand_bbox`` (an odd side loses a
+    pixel); ``"timm"``: ⌊side/2⌋ before the centre and ⌈side/2⌉ after it, as timm's ``rand_bbox``."""
+    after_h, after_w = ((cut_h + 1) // 2, (cut_w + 1) // 2) if box == "timm" else (cut_h // 2, cut_w // 2)
     y1 = min(max(cy - cut_h // 2, 0), height)
-    y2 = min(max(cy + cut_h // 2, 0), height)
+    y2 = min(max(cy + after_h, 0), height)
     x1 = min(max(cx - cut_w // 2, 0), width)
-    x2 = min(max(cx + cut_w // 2, 0), width)
+    x2 = min(max(cx + after_w, 0), width)
     return y1, y2, x1, x2
 
 
@@ -66,6 +71,8 @@ class CutMix:
             larger part) or ``"complete"`` (always 0.5/0.5).
         prob_schedule: ``"constant"`` or ``"linear"`` (0 → ``prob`` over training).
         capturable: batch mode with every draw and decision on the device (see the module's text).
+        box: ``"authors"`` (their ``rand_bbox``: ⌊side/2⌋ either side of the centre) or ``"timm"`` (timm's:
+            ⌈side/2⌉ after it; ``regularizer=mixup_cutmix``, which follows timm's ``Mixup``).
     """
 
     def __init__(
@@ -80,6 +87,7 @@ class CutMix:
         label: str = "area",
         prob_schedule: str = "constant",
         capturable: bool = False,
+        box: str = "authors",
     ):
         self.beta = BetaSampler(alpha)
         self.alpha = self.beta.alpha
@@ -92,6 +100,9 @@ class CutMix:
             raise ConfigError("label", label, f"choose one of {', '.join(LABELS)}")
         if prob_schedule not in SCHEDULES:
             raise ConfigError("prob_schedule", prob_schedule, f"choose one of {', '.join(SCHEDULES)}")
+        if box not in BOXES:
+            raise ConfigError("box", box, f"choose one of {', '.join(BOXES)}")
+        self.box = box
         if box_size is not None and box_size <= 0:
             raise ConfigError("box_size", box_size, "must be a positive pixel count")
         if center_std <= 0:
@@ -121,7 +132,7 @@ class CutMix:
         perm = torch.randperm(n, device=x.device)
         cut_h, cut_w = self._sides(lam, height, width)
         cy, cx = self._center(height, width)
-        y1, y2, x1, x2 = clip_box(cy, cx, cut_h, cut_w, height, width)
+        y1, y2, x1, x2 = clip_box(cy, cx, cut_h, cut_w, height, width, self.box)
         if x.requires_grad:  # a feature map inside the network: never edit autograd's tensors
             x = x.clone()
         # Only the box moves; the right-hand side is a copy, so in-place is safe.
@@ -205,8 +216,9 @@ class CutMix:
         partner ``x[perm]``; λ from the area as ``__call__`` (float64), 1 where unmixed. The corners are
         0-dim (one box for the batch) or (N,) tensors (one per sample)."""
         height, width = x.shape[-2:]
-        y1, y2 = (cy - cut_h // 2).clamp(0, height), (cy + cut_h // 2).clamp(0, height)
-        x1, x2 = (cx - cut_w // 2).clamp(0, width), (cx + cut_w // 2).clamp(0, width)
+        after_h, after_w = ((cut_h + 1) // 2, (cut_w + 1) // 2) if self.box == "timm" else (cut_h // 2, cut_w // 2)
+        y1, y2 = (cy - cut_h // 2).clamp(0, height), (cy + after_h).clamp(0, height)
+        x1, x2 = (cx - cut_w // 2).clamp(0, width), (cx + after_w).clamp(0, width)
         if mixed is not None:
             y2, x2 = torch.where(mixed, y2, y1), torch.where(mixed, x2, x1)
         if self.box_size is not None:
@@ -227,5 +239,6 @@ class CutMix:
             f"CutMix(alpha={self.alpha}, prob={self.prob}, correct_lam={self.correct_lam}, "
             f"mode={self.mode!r}, center={self.center!r}, box_size={self.box_size}, "
             f"label={self.label!r}, prob_schedule={self.prob_schedule!r}"
+            + (f", box={self.box!r}" if self.box != "authors" else "")
             + (", capturable=True)" if self.capturable else ")")
         )
