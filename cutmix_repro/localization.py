@@ -248,13 +248,13 @@ class LocalizationMeter:
             self.sweep_v2[i] += (true_any[:, 1:] >= iou).sum(0)
         self.count += len(class_right)
 
-    def compute(self, distributed: bool = True) -> dict[str, float]:
-        from .engine.distributed import all_reduce_sum
-
+    def compute(self, reduce=None) -> dict[str, float]:
+        """The accuracies; ``reduce`` sums the counts over the processes of a DDP run in place (the engine's
+        ``distributed.all_reduce_sum``), none: this process's."""
         totals = torch.cat([self.top1_loc.view(1), self.gt_known.view(1), self.sweep, self.sweep_v2.flatten(),
                             torch.tensor([float(self.count)], dtype=torch.float64, device=self.sweep.device)])
-        if distributed:
-            all_reduce_sum(totals)
+        if reduce is not None:
+            reduce(totals)
         n = max(float(totals[-1]), 1.0)
         t = len(self.thresholds)
         sweep = totals[2 : 2 + t] * 100.0 / n

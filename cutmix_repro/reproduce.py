@@ -53,6 +53,7 @@ from .paper import (
     load_tables,
     run_key,
 )
+from .throughput import data_kind, measured_throughput, throughput_file
 
 NAMES = TABLES + LOCALIZATION_TABLES + TRANSFER_TABLES + EVALUATION_TABLES + FIGURES + BEYOND_TABLES + REAL_TABLES
 # what each evaluation table measures, and the table whose training runs it needs
@@ -61,7 +62,6 @@ EVALUATIONS = {"table11": (["clean", "fgsm", "occlusion", "in-between"], "table3
 TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167, "digits": 1_438, "cub": 5_994,
                 "imagenet_boxes": 1_281_167, "fashion_mnist": 60_000}
 TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000, "fashion_mnist": 10_000}  # evaluated after every epoch
-THROUGHPUT_FILE = Path("results/bench/throughput.json")
 
 
 def expand(overrides: list[str]) -> tuple[int, list[str]]:
@@ -77,25 +77,10 @@ def expand(overrides: list[str]) -> tuple[int, list[str]]:
     return count, first
 
 
-def measured_throughput(model: str, dataset: str, path: Path | None = None, members: int = 1) -> dict | None:
-    """The fastest GPU measurement of ``model`` on images of ``dataset``'s size (any compile mode: the
-    estimate assumes the run uses the best one the bench found). With ``members`` > 1 (fused runs): the fastest
-    aggregate rate of a fused group of at most that many members, else the solo rate."""
-    path = THROUGHPUT_FILE if path is None else path
-    if not path.exists():
-        return None
-    kind = _kind(dataset)  # 32×32, 1×28×28 or 224×224
-    found = [entry for entry in json.loads(path.read_text())
-             if entry.get("model") == model and entry.get("data") == kind and entry.get("device", "cpu") != "cpu"]
-    fused = [e for e in found if 1 < e.get("members", 1) <= members]
-    solo = [e for e in found if e.get("members", 1) == 1]
-    return max(fused or solo, key=lambda entry: entry["images_per_s"], default=None)
-
-
 def cpu_estimate(commands: list[list[str]], jobs: int, path: Path | None = None) -> str | None:
     """A CPU table's wall time, from the summed rate of ``jobs`` runs side by side that ``bench --only cpu`` measured on
     this kind of CPU (training images per epoch, plus the test set at a third of the cost), or None."""
-    path = THROUGHPUT_FILE if path is None else path
+    path = throughput_file() if path is None else path
     entries = json.loads(path.read_text()) if path.exists() else []
     seconds, used = 0.0, None
     for overrides in commands:
@@ -116,11 +101,6 @@ def cpu_estimate(commands: list[list[str]], jobs: int, path: Path | None = None)
 IMAGE_SHAPES = {"cifar": (3, 32, 32), "fashion_mnist": (1, 28, 28), "imagenet": (3, 224, 224)}
 
 
-def _kind(dataset: str) -> str:
-    return ("cifar" if dataset in ("cifar10", "cifar100", "digits", "synthetic") else
-            "fashion_mnist" if dataset == "fashion_mnist" else "imagenet")
-
-
 @functools.lru_cache(maxsize=16)
 def _flops(model_json: str, shape: tuple[int, ...]) -> float:
     """Forward FLOPs per image of the model a config (as JSON) describes, on images of ``shape``."""
@@ -137,15 +117,15 @@ def flop_scaled_throughput(cfg, dataset: str, path: Path | None = None) -> dict 
     None."""
     from .models import list_models, model_config
 
-    path = THROUGHPUT_FILE if path is None else path
-    if not path.exists() or _kind(dataset) == "imagenet":  # a 32×32 rate says little of a 224×224 model
+    path = throughput_file() if path is None else path
+    if not path.exists() or data_kind(dataset) == "imagenet":  # a 32×32 rate says little of a 224×224 model
         return None
     solo = [e for e in json.loads(path.read_text()) if e.get("device", "cpu") != "cpu" and e.get("members", 1) == 1
             and e.get("data") == "cifar" and e.get("model") in list_models()]
     if not solo:
         return None
     reference = max(solo, key=lambda e: e["images_per_s"])
-    shape = IMAGE_SHAPES[_kind(dataset)]
+    shape = IMAGE_SHAPES[data_kind(dataset)]
     ours = _flops(json.dumps(OmegaConf.to_container(cfg.model, resolve=True), sort_keys=True), shape)
     theirs = _flops(json.dumps(OmegaConf.to_container(model_config(reference["model"]), resolve=True)),
                     IMAGE_SHAPES["cifar"])
@@ -169,7 +149,7 @@ def estimate(commands: list[list[str]], fuse: bool = False) -> tuple[int, float 
         if measured is None:
             measured = flop_scaled_throughput(cfg, data)
             if measured is None:
-                notes.add(f"no measured GPU throughput for {model} on {data} in {THROUGHPUT_FILE}")
+                notes.add(f"no measured GPU throughput for {model} on {data} in {throughput_file()}")
                 hours = None
                 continue
             notes.add(f"{model} on {data}: no rate measured; {measured['images_per_s']:.0f} img/s scaled by forward "

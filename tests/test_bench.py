@@ -48,7 +48,7 @@ def test_gpu_check_script_is_valid_bash():
 def test_gpu_hour_estimates_use_the_fastest_gpu_measurement_of_the_model(tmp_path):
     import json
 
-    from cutmix_repro.reproduce import measured_throughput
+    from cutmix_repro.throughput import measured_throughput
 
     path = tmp_path / "throughput.json"
     rows = [{"model": "pyramidnet200", "data": "cifar", "device": "NVIDIA H100", "images_per_s": 2000.0,
@@ -63,12 +63,35 @@ def test_gpu_hour_estimates_use_the_fastest_gpu_measurement_of_the_model(tmp_pat
     assert measured_throughput("resnet50", "cifar10", path) is None
 
 
+def test_the_estimate_does_not_depend_on_where_the_command_is_typed(tmp_path, monkeypatch, capsys):
+    """``reproduce NAME --dry-run`` reads the measured rates of the checkout it runs from (or CUTMIX_THROUGHPUT),
+    not ``results/`` of the working directory: the same estimate from the repository's root and from elsewhere."""
+    import json
+
+    from cutmix_repro import reproduce, throughput
+
+    monkeypatch.delenv("CUTMIX_THROUGHPUT", raising=False)
+    assert throughput.THROUGHPUT_FILE == ROOT / "results" / "bench" / "throughput.json"
+    estimates = []
+    for folder in (ROOT, tmp_path):
+        monkeypatch.chdir(folder)
+        assert reproduce.main(["table7", "--dry-run"]) == 0
+        estimates.append([line for line in capsys.readouterr().out.splitlines() if line.startswith("estimate:")])
+    assert estimates[0] == estimates[1] and "GPU-hours" in estimates[0][0], estimates
+    mine = tmp_path / "mine.json"  # another file, named
+    mine.write_text(json.dumps([{"model": "pyramidnet200", "data": "cifar", "device": "NVIDIA H100",
+                                 "images_per_s": 1000.0, "mode": "eager", "date": "2026-12-06"}]))
+    monkeypatch.setenv("CUTMIX_THROUGHPUT", str(mine))
+    assert reproduce.main(["table7", "--dry-run"]) == 0
+    assert "1000 img/s on NVIDIA H100" in capsys.readouterr().out
+
+
 def test_gpu_check_training_overrides_are_valid_config_keys():
     """The GPU check's training run composes (its keys exist) before any GPU is needed for it."""
     import shlex
 
     from cutmix_repro.config import compose, recipe_switches
-    from cutmix_repro.engine.fused_groups import fusion_groups
+    from cutmix_repro.fusion.groups import fusion_groups
 
     script = (ROOT / "scripts" / "gpu_check.sh").read_text().replace("\\\n", " ")
     runs = {}  # part name -> its training run's config
@@ -99,9 +122,9 @@ def test_the_captured_rows_of_the_fused_section_run_where_there_is_no_graph():
     """On CUDA section 12 adds the captured solo step and each fused group captured; their code runs here too
     (CapturedStep without a graph on the CPU), so a GPU session does not meet a slip of ours first."""
     from cutmix_repro.bench.fused import _captured_row, _fused_captured_row
-    from cutmix_repro.engine.fusion import MemberRNG, fuse_models, share_with_members
     from cutmix_repro.engine.optim import sgd
     from cutmix_repro.engine.step import StepOptions
+    from cutmix_repro.fusion.model import MemberRNG, fuse_models, share_with_members
     from cutmix_repro.regularizers import CutMix
 
     device, options = torch.device("cpu"), StepOptions(device=torch.device("cpu"), log_interval=100)

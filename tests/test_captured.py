@@ -77,7 +77,7 @@ def test_capture_refuses_in_one_line_where_one_graph_cannot_hold(overrides, need
 
 
 def test_on_the_cpu_nothing_changes_and_captured_runs_still_fuse(tmp_path):
-    from cutmix_repro.engine.fused_groups import why_alone
+    from cutmix_repro.fusion.groups import why_alone
 
     args = ["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=16", *TINY_MODEL, "trainer.epochs=1",
             "trainer.batch_size=16", "regularizer=cutmix", "regularizer.capturable=true"]
@@ -95,7 +95,7 @@ def test_a_fused_groups_captured_step_trains_as_its_eager_fused_step(tmp_path, m
     group ends where the eager fused group ends."""
     import cutmix_repro.engine.trainer as trainer_module
     from cutmix_repro.engine import captured as captured_module
-    from cutmix_repro.engine.fused import fit_fused
+    from cutmix_repro.fusion.loop import fit_fused
 
     members = [["regularizer=cutmix", "seed=0"], ["regularizer=mixup", "seed=1", "label_smoothing=0.1"]]
     base = ["dataset=synthetic", "dataset.train_size=48", "dataset.test_size=16", "dataset.image_size=16",

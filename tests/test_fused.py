@@ -1,4 +1,4 @@
-"""Fused members (``hydra/launcher=fused``, ``engine/fused.py``): runs that differ in seed, regularizer and label
+"""Fused members (``hydra/launcher=fused``, ``cutmix_repro/fusion/``): runs that differ in seed, regularizer and label
 smoothing train as one model and each ends where its solo run ends; each writes a solo run's directory; a fused
 job killed and resumed ends bit-identical to one never stopped; a member resumed alone goes on as a solo run; the
 launcher groups what can share a step and says why the rest runs alone.
@@ -22,15 +22,15 @@ import time
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from helpers import FAST, history_without_timing, results, train_main
+from omegaconf import OmegaConf
 
 from cutmix_repro.config import compose
-from cutmix_repro.engine import fusion
-from cutmix_repro.engine.fused import fit_fused
-from cutmix_repro.engine.fused_groups import fusion_groups
 from cutmix_repro.engine.trainer import fit
 from cutmix_repro.errors import ConfigError
+from cutmix_repro.fusion import model as fusion
+from cutmix_repro.fusion.groups import fusion_groups
+from cutmix_repro.fusion.loop import fit_fused
 
 DATA = ["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=32", "dataset.image_size=16",
         "trainer.epochs=2", "trainer.batch_size=16", "trainer.lr=0.01", *FAST,
@@ -181,7 +181,7 @@ def test_every_key_a_member_may_have_of_its_own_fuses_and_trains_as_its_solo_run
     """``MEMBER_KEYS`` is a promise: runs that differ in one of them share a group, and each member then trains as
     its solo run. A key the fused step does not keep per member (the learning rate: the group steps at one
     schedule) breaks it, and so does an lr sweep that fuses."""
-    from cutmix_repro.engine.fused_groups import MEMBER_KEYS
+    from cutmix_repro.fusion.groups import MEMBER_KEYS
 
     assert set(MEMBER_KEYS) == set(MEMBER_SAMPLES), "every member key needs a sample here"
     base = [*DATA, *MODELS["resnet"]]
@@ -304,7 +304,7 @@ def fused_reference(tmp_path_factory):
 
 def test_a_stopped_fused_job_resumes_bit_identically_and_a_member_resumed_alone_goes_on_solo(
         fused_reference, tmp_path, monkeypatch):
-    import cutmix_repro.engine.fused as fused_module
+    import cutmix_repro.fusion.loop as fused_module
 
     root, cfgs = fused_reference
     runs = [tmp_path / "m0", tmp_path / "m1"]
@@ -458,7 +458,7 @@ def test_reproduce_fuse_launches_through_the_fused_launcher_and_estimates_from_a
          "images_per_s": 3000.0, "mode": "fused", "members": 2},
         {"model": "pyramidnet200", "data": "cifar", "device": "NVIDIA H200", "date": "2026-12-03",
          "images_per_s": 6000.0, "mode": "fused", "members": 8}]))
-    monkeypatch.setattr(reproduce, "THROUGHPUT_FILE", path)
+    monkeypatch.setenv("CUTMIX_THROUGHPUT", str(path))
     assert reproduce.main(["table7", "--fuse", "--dry-run"]) == 0  # CIFAR-10, PyramidNet-200: 5 rows × 3 seeds
     out = capsys.readouterr().out
     commands = [line for line in out.splitlines() if "cutmix_repro.train" in line]
@@ -607,10 +607,11 @@ def test_a_preempted_job_checkpoints_then_hands_the_signal_to_the_requeue_handle
 def test_a_group_whose_members_all_diverged_stops_at_once(tmp_path, monkeypatch):
     """Every member's loss NaN from the first step: the group stops at the first check (trainer.log_interval),
     as a solo run does, instead of training on to its last epoch."""
-    import cutmix_repro.engine.fused as fused_module
+    import cutmix_repro.fusion.loop as fused_module
+    import cutmix_repro.fusion.step as step_module
 
-    real_loss, real_step, steps = fused_module.loss_function, fused_module.fused_step, {"n": 0}
-    monkeypatch.setattr(fused_module, "loss_function",
+    real_loss, real_step, steps = step_module.loss_function, fused_module.fused_step, {"n": 0}
+    monkeypatch.setattr(step_module, "loss_function",
                         lambda name: lambda *a: real_loss(name)(*a) * float("nan"))
 
     def counted(*a, **k):

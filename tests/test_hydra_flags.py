@@ -9,7 +9,7 @@ import pickle
 import sys
 
 import pytest
-from helpers import transfer_main, train_main
+from helpers import train_main, transfer_main
 
 from cutmix_repro.config import config_dir
 

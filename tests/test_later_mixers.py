@@ -463,7 +463,7 @@ def test_mixup_cutmix_per_sample_each_image_is_left_blended_or_cut_with_its_own_
 
 def test_mixup_cutmix_trains_through_the_trainer_and_fuses(tmp_path):
     from cutmix_repro.config import compose
-    from cutmix_repro.engine.fused_groups import fusion_groups
+    from cutmix_repro.fusion.groups import fusion_groups
 
     res = fit_run(["dataset=synthetic", "dataset.train_size=32", "dataset.test_size=16", "dataset.image_size=16",
                    *TINY_MODEL, "regularizer=mixup_cutmix", "trainer.epochs=1", "trainer.batch_size=16"],

@@ -143,7 +143,7 @@ def test_an_iou_of_exactly_one_half_is_right():
     maps[:, 0:10, 0:5] = 1.0  # the box (0, 0, 5, 9): 6 × 10 = 60 pixels
     truth = torch.tensor([[[0.0, 0.0, 2.0, 9.0]], [[0.0, 0.0, 1.0, 9.0]]])  # 30 pixels: IoU 1/2; 20: IoU 1/3
     meter.update_maps(maps, maps, torch.tensor([True, True]), truth)
-    m = meter.compute(distributed=False)
+    m = meter.compute()
     assert m["gt_known_loc"] == 50.0 and m["top1_loc"] == 50.0 and m["max_box_acc"] == 50.0
 
 
@@ -412,7 +412,7 @@ def test_top1_localization_needs_the_right_class_and_gt_known_uses_the_true_clas
     predicted_maps, true_maps = torch.stack([right, left, left]), torch.stack([left, right, left])
     meter = LocalizationMeter("cpu")
     meter.update_maps(predicted_maps, true_maps, torch.tensor([False, False, True]), truth)
-    m = meter.compute(distributed=False)
+    m = meter.compute()
     assert m["top1_loc"] == pytest.approx(100 / 3) and m["gt_known_loc"] == pytest.approx(200 / 3)
     # through the model's features: the maps are the classifier's rows of the predicted and the true class
     features = torch.stack([torch.stack([left, right]), torch.stack([right, left])])  # (2 images, 2 channels)
@@ -422,7 +422,7 @@ def test_top1_localization_needs_the_right_class_and_gt_known_uses_the_true_clas
     meter = LocalizationMeter("cpu")
     logits = torch.tensor([[0.0, 2.0], [0.0, 2.0]])  # both taken for class 1, both truly class 0
     meter.update(features, classifier, (8, 8), torch.tensor([0, 0]), truth[:2], logits)
-    m = meter.compute(distributed=False)
+    m = meter.compute()
     assert m["top1_loc"] == 0.0 and m["gt_known_loc"] == 50.0, "image 0's class-0 map is on the object"
 
 

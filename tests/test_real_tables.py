@@ -121,7 +121,7 @@ def test_the_fmix_papers_protocol_composes_as_their_code_runs_it(capsys, tmp_pat
     measured = [{"model": "resnet110", "data": "cifar", "device": "GPU X", "date": "2026-12-06", "images_per_s": 1000.0,
                  "batch_size": 64, "mode": "eager"}]
     (tmp_path / "throughput.json").write_text(json.dumps(measured))
-    monkeypatch.setattr(reproduce, "THROUGHPUT_FILE", tmp_path / "throughput.json")
+    monkeypatch.setenv("CUTMIX_THROUGHPUT", str(tmp_path / "throughput.json"))
     out, commands = dry_run(["fashion_mnist", "--dry-run"], capsys)
     table = load_tables()["fashion_mnist"]
     assert "20 runs in all" in out and len(commands) == 4 and all("seed=0,1,2,3,4" in c for c in commands)
@@ -164,7 +164,7 @@ def test_a_cpu_tables_estimate_comes_from_the_rate_measured_side_by_side(tmp_pat
                {"model": "resnet20", "data": "fashion_mnist", "device": "cpu", "cpu": "older", "jobs": 2,
                 "date": "2026-01-01", "images_per_s": 1.0, "mode": "eager"}]
     (tmp_path / "throughput.json").write_text(json.dumps(entries))
-    monkeypatch.setattr(reproduce, "THROUGHPUT_FILE", tmp_path / "throughput.json")
+    monkeypatch.setenv("CUTMIX_THROUGHPUT", str(tmp_path / "throughput.json"))
     out, _ = dry_run(["fashion_mnist_cpu", "--dry-run"], capsys)
     minutes = 18 * 24 * (10_000 + 10_000 / 3) / rate / 60  # runs × epochs × (training + test images / 3) / rate
     assert f"estimate: about {minutes:.0f} minutes on this CPU, 2 runs side by side" in out and "2026-12-06" in out

@@ -24,7 +24,7 @@ GRID = cam_thresholds()
 def ours(maps: torch.Tensor, truth: torch.Tensor, method: str = "scipy") -> dict:
     meter = LocalizationMeter("cpu", method=method)
     meter.update_maps(maps, maps, torch.ones(len(maps), dtype=torch.bool), truth)
-    return meter.compute(distributed=False)
+    return meter.compute()
 
 def theirs(maps: torch.Tensor, truth: torch.Tensor) -> dict:
     scoremaps = [ref.normalize_scoremap(m.numpy()) for m in maps]

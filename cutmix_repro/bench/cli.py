@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if "transfer" in parts:
         device = "cuda" if has_cuda else "cpu"
         rows = bench_transfer(1 if quick else 2, 1 if quick else 3, device, (150, 200) if quick else (375, 500), quick)
-        from ..reproduce import measured_throughput
+        from ..throughput import measured_throughput
 
         measured = measured_throughput("resnet50", "imagenet")
         for row in rows:  # GPU time of the paper's recipe, from ResNet-50's measured GPU throughput and the ratio

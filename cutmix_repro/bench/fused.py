@@ -1,5 +1,5 @@
 """Bench section "fused" (``python -m cutmix_repro.bench --only fused``): what training k runs as one fused model
-(``engine/fusion.py``, ``hydra/launcher=fused``) buys against the same k runs trained one after another.
+(``fusion/model.py``, ``hydra/launcher=fused``) buys against the same k runs trained one after another.
 
 For each model and k = 1, 2, 4, 8: the steady-state aggregate training images/s of the fused step (each member
 mixing its own batch with CutMix under its own random state, one forward and backward pass, one SGD step over the
@@ -42,10 +42,10 @@ def _batches(k: int, batch_size: int, steps: int, device, seed: int = 0):
 
 def bench_fused(cases, ks=(1, 2, 4, 8), batch_size: int = 64, steps: int = 4, device: str = "cpu",
                 min_run_time: float = 2.0) -> list[dict]:
-    from ..engine.fused import fused_step
-    from ..engine.fusion import MemberRNG, fuse_models, share_with_members
     from ..engine.optim import sgd
     from ..engine.step import StepOptions, train_one_epoch
+    from ..fusion.model import MemberRNG, fuse_models, share_with_members
+    from ..fusion.step import fused_step
     from ..models import count_parameters, create_model
     from ..regularizers import CutMix
     from .common import median_time
@@ -176,7 +176,7 @@ def _fused_captured_row(label, params, fused, optimizer, data, rngs, mixers, opt
                         min_run_time):
     """A fused group under ``trainer.capture``: the members mix outside the graph, the rest is one CUDA graph."""
     from ..engine.captured import CapturedStep
-    from ..engine.fused import captured_inputs, fused_capture_body
+    from ..fusion.step import captured_inputs, fused_capture_body
 
     k = len(rngs)
     captured = CapturedStep(fused_capture_body(fused, options, [("ce", 0.0)] * k), optimizer, options.device,

@@ -10,7 +10,7 @@ it. The last, smaller batch of an epoch runs eagerly (a graph has static shapes)
 decide on the host: the regularizer must be capturable (``regularizer.capturable=true`` for CutMix and Mixup,
 whose draws are then made on the device; the baseline draws nothing). ``check_capture`` refuses in one line what
 cannot hold. On the CPU nothing changes: the step runs as usual (there are no CUDA graphs to capture). A fused
-group captures its step too (``engine/fused.py``: the members mix outside the graph, each under its own random
+group captures its step too (``fusion/loop.py``: the members mix outside the graph, each under its own random
 state; the fused forward, their losses, backward and step are the graph; the members' generators, which ShakeDrop
 draws from, are registered with it).
 

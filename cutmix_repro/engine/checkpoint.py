@@ -47,7 +47,7 @@ STAGED = ".next"
 
 class GroupCommit:
     """Files of several runs replaced together (a fused group's checkpoints and ``results.json`` at the end of an
-    epoch, ``engine/fused.py``). One commit: each file is written beside its place as ``NAME.<commit id>.next``;
+    epoch, ``fusion/loop.py``). One commit: each file is written beside its place as ``NAME.<commit id>.next``;
     then a journal (the commit's id, every run directory of the group, the renames) goes into every run directory;
     then the renames; then the journal leaves every run directory, whether or not it had a file of its own in the
     commit. The commit is decided when the last journal is written (``recover_group_commit``): a kill before that

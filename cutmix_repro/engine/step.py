@@ -237,7 +237,7 @@ def evaluate(model, loader, options: StepOptions) -> dict:
         if boxes:
             located = located or LocalizationMeter(options.device)
             located.update(features, classifier, images.shape[-2:], targets, boxes[0], logits)
-    return {**meter.compute(), **(located.compute() if located else {})}
+    return {**meter.compute(), **(located.compute(reduce=distributed.all_reduce_sum) if located else {})}
 
 
 

@@ -248,7 +248,7 @@ def start_run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None, in
     check_trainer(cfg.trainer, info.world_size)
     resume = bool(cfg.trainer.resume) or requeued()
     if info.is_main:
-        recover_group_commit(run_dir)  # a fused group's checkpoints, replaced together (engine/fused.py)
+        recover_group_commit(run_dir)  # a fused group's checkpoints, replaced together (fusion/loop.py)
     if check_run_dir(run_dir, cfg, resume):
         log.info("run in %s already finished its %d epochs; nothing to do", run_dir, cfg.trainer.epochs)
         return json.loads((run_dir / "results.json").read_text())

@@ -1,5 +1,5 @@
-"""Regularizers of the CutMix paper, the later mixers ResizeMix, FMix and SaliencyMix, and today's recipes' Mixup-or-CutMix
-(``MixupCutMix``), one small module each.
+"""Regularizers of the CutMix paper, the later mixers ResizeMix, FMix and SaliencyMix, and today's recipes'
+Mixup-or-CutMix (``MixupCutMix``), one small module each.
 
 Every regularizer is a callable ``reg(images, targets) -> MixedBatch`` on a normalised
 batch; ``mixed_cross_entropy(logits, batch)`` is the loss for all of them.

@@ -18,7 +18,8 @@ import hydra
 from omegaconf import DictConfig
 
 from ..config import config_dir
-from ..train import checked_here, fail, hydra_command_line, launch, run_job
+from ..jobs import fail
+from ..train import checked_here, hydra_command_line, launch, run_job
 
 GROUPS = ("task",)
 

@@ -1,5 +1,5 @@
 """``hydra/launcher=fused``: a multirun's jobs that can share a training step train together as one fused
-model (``cutmix_repro.engine.fused``), in groups of at most ``fuse.max_members``; the others run alone, each with
+model (``cutmix_repro.fusion``), in groups of at most ``fuse.max_members``; the others run alone, each with
 one line saying why. Every job gets the run directory a solo job gets (``.hydra/``, ``train.log``, ``tb/``,
 ``results.json``, ``last.pt``, ``best.pt``).
 
@@ -62,9 +62,9 @@ class FusedLauncher(Launcher):
         return task_cfg, output_dir, ret
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from cutmix_repro.engine.fused_groups import fusion_groups
         from cutmix_repro.engine.records import INTERRUPTED
-        from cutmix_repro.train import fail
+        from cutmix_repro.fusion.groups import fusion_groups
+        from cutmix_repro.jobs import fail
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -104,15 +104,15 @@ class FusedLauncher(Launcher):
         return [runs[i] for i in range(len(configs))]
 
     def _run_group(self, group: list[int], configs: list[DictConfig]) -> dict[int, JobReturn]:
-        from cutmix_repro.engine.fused import fit_fused
         from cutmix_repro.engine.records import BEST_TOP1, INTERRUPTED, STATUS
+        from cutmix_repro.fusion.loop import fit_fused
 
         prepared = [self._prepare(configs[i]) for i in group]
         choices = [dict(configs[i].hydra.runtime.choices) for i in group]
         try:
             outcomes = fit_fused([p[0] for p in prepared], [p[1] for p in prepared], choices)
         except (ValueError, RuntimeError, OSError) as err:
-            from cutmix_repro.train import remove_failed_start
+            from cutmix_repro.jobs import remove_failed_start
 
             outcomes = [err] * len(group)
             for _, output_dir, _ in prepared:  # a start that wrote nothing to keep leaves no folder

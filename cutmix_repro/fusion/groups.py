@@ -1,4 +1,4 @@
-"""Which runs of a multirun can train as one fused model (``engine/fused.py``): the same config but for what a
+"""Which runs of a multirun can train as one fused model (``fusion/loop.py``): the same config but for what a
 member may have of its own (``MEMBER_KEYS``: seed, regularizer and its parameters, label smoothing, …), and none
 of what fusion cannot hold (``why_alone``)."""
 
@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError
-from .fusion import FUSABLE_MODELS
+from .model import FUSABLE_MODELS
 
 # what the members of a group may differ in: the rest of the config must be the same
 MEMBER_KEYS = ("seed", "regularizer", "label_smoothing", "cutmix_prob", "cutout_size", "logger", "fuse",

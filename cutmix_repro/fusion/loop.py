@@ -1,5 +1,5 @@
-"""Fused members: k runs of one CIFAR architecture (the rows × seeds of a table, an α sweep) trained in one
-process as one fused model (``engine/fusion.py``), each writing the run directory its solo run writes.
+"""The group's loop: k runs of one CIFAR architecture (the rows × seeds of a table, an α sweep) trained in one
+process as one fused model (``fusion/model.py``), each writing the run directory its solo run writes.
 
 Each member is started exactly as its solo run (``trainer.start_run``: its seed, data, regularizer, model,
 optimizer, checkpoint), then the members' models are fused and each member's model keeps views of the fused
@@ -9,110 +9,40 @@ each member's numbers from its own generator); each member's loss (its label smo
 logits, and one backward pass and one optimizer step over the fused weights update every member as its solo
 step would. After each epoch every member is evaluated, recorded and checkpointed as a solo run (``last.pt``,
 ``best.pt``, ``results.json``, TensorBoard, its log), the group's files replaced together
-(``checkpoint.GroupCommit``); ``results.json`` adds ``fused_with`` and ``fused_group_size``.
+(``engine.checkpoint.GroupCommit``); ``results.json`` adds ``fused_with`` and ``fused_group_size``.
 
-A member may differ from the others only in what ``fused_groups.MEMBER_KEYS`` names; ``fused_groups`` groups the
+A member may differ from the others only in what ``groups.MEMBER_KEYS`` names; ``groups`` groups the
 runs and says why a run cannot be fused at all (the launcher, ``hydra_plugins/cutmix_repro_fused``, runs those
 alone and says so).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
 import shutil
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from ..engine import distributed
+from ..engine import records as R
+from ..engine.captured import CapturedStep
+from ..engine.checkpoint import GroupCommit, recover_group_commit
+from ..engine.compiled import compiled_graphs
+from ..engine.metrics import Meter
+from ..engine.signals import StopRequest
+from ..engine.step import evaluate
+from ..engine.trainer import Started, start_run
 from ..errors import ConfigError
-from . import distributed
-from . import records as R
-from .captured import CapturedStep
-from .checkpoint import GroupCommit, recover_group_commit
-from .compiled import compiled_graphs
-from .fused_groups import fusion_groups
-from .fusion import MemberRNG, fuse_models, member_logits, share_with_members, stack_members
-from .metrics import Meter
-from .signals import StopRequest
-from .step import TrainingDiverged, evaluate, loss_function
-from .trainer import Started, checkpoint_state, diverged, start_run
+from .groups import fusion_groups
+from .members import Member, MemberFilter, check_members, group_optimizer, member_state, speaking_for
+from .model import MemberRNG, fuse_models, share_with_members
+from .step import captured_inputs, fused_capture_body, fused_step
 
 log = logging.getLogger("cutmix_repro")
-
-# each member's log lines go to its own train.log (lines of the whole group go to every member's)
-_current = contextvars.ContextVar("fused_member", default=None)
-
-
-class _MemberFilter(logging.Filter):
-    def __init__(self, index: int):
-        super().__init__()
-        self.index = index
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return _current.get() in (None, self.index)
-
-
-@contextlib.contextmanager
-def speaking_for(index: int):
-    token = _current.set(index)
-    try:
-        yield
-    finally:
-        _current.reset(token)
-
-
-@dataclass
-class Member:
-    index: int
-    run: Started
-    rng: MemberRNG
-    meter: Meter | None = None
-    first_bad: torch.Tensor | None = None
-    failed: str | None = None  # the error line of a member that stopped (diverged)
-    stepped: bool = False  # the group took a step (a memory error after it is not a group too large)
-    slot: int = 0  # its place in the fused model (its block of channels)
-    names: dict[int, str] = field(default_factory=dict)  # id(param) -> name, the member optimizer's parameters
-
-
-def _member_state(member: Member, fused_optimizer, fused_params, k: int) -> dict[str, Any]:
-    """The member's checkpoint, exactly a solo run's: its weights (copies, not views of the group's), its
-    optimizer with its slice of the momentum buffers, its random state."""
-    parts, i = member.run.parts, member.slot
-    for group in parts.optimizer.param_groups:
-        for p in group["params"]:
-            fused = fused_params[member.names[id(p)]]
-            buffer = fused_optimizer.state.get(fused, {}).get("momentum_buffer")
-            if buffer is not None:
-                parts.optimizer.state[p] = {"momentum_buffer": buffer.view(k, *p.shape)[i].clone()}
-    with member.rng.active():
-        state = checkpoint_state(parts, member.run.position)
-    state["model"] = {name: value.clone() for name, value in state["model"].items()}
-    return state
-
-
-def _fused_optimizer(members: list[Member], fused_params: dict[str, torch.nn.Parameter]):
-    """One optimizer of the members' class and options over the fused weights, its momentum buffers the members'
-    (a resumed group's), stacked."""
-    first = members[0].run.parts.optimizer
-    groups = [{**{k: v for k, v in g.items() if k != "params"},
-               "params": [fused_params[members[0].names[id(p)]] for p in g["params"]]} for g in first.param_groups]
-    optimizer = type(first)(groups, **first.defaults)
-    for g_index, group in enumerate(first.param_groups):
-        for p_index, _ in enumerate(group["params"]):
-            buffers = [m.run.parts.optimizer.state.get(m.run.parts.optimizer.param_groups[g_index]["params"][p_index],
-                                                       {}).get("momentum_buffer") for m in members]
-            if all(b is not None for b in buffers):
-                fused = optimizer.param_groups[g_index]["params"][p_index]
-                optimizer.state[fused] = {"momentum_buffer": torch.cat([b.reshape(-1) for b in buffers])
-                                          .view_as(fused).clone()}
-    return optimizer
 
 
 def fit_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: list[dict] | None = None) -> list[dict | str]:
@@ -135,7 +65,7 @@ def fit_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: list[dict] 
         recover_group_commit(run_dir)
         handler = logging.FileHandler(run_dir / "train.log")
         handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-        handler.addFilter(_MemberFilter(i))
+        handler.addFilter(MemberFilter(i))
         log.addHandler(handler)
         handlers.append(handler)
     stop = StopRequest().install()  # one for the job, as a solo run's (trainer.fit)
@@ -216,7 +146,7 @@ def _train_members(members: list[Member], device: torch.device, stop: StopReques
         m.run.record.update({"fused_with": [n for n in names if n != str(m.run.run_dir)], "fused_group_size": k})
     fused = fuse_models([m.run.parts.model for m in members], [m.rng for m in members])
     fused_params = share_with_members(fused, [m.run.parts.model for m in members])
-    optimizer = _fused_optimizer(members, fused_params)
+    optimizer = group_optimizer(members, fused_params)
     captured = None
     if members[0].run.parts.captured is not None:  # trainer.capture on CUDA: the group's step as one graph
         losses = [(m.run.parts.options.loss, m.run.parts.options.label_smoothing) for m in members]
@@ -283,7 +213,7 @@ def _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs,
                 m.run.position.step, m.run.position.meter = train["step"], m.meter
                 with speaking_for(m.index):
                     m.run.recorder.stopped(R.INTERRUPTED, m.run.position.history,
-                                           state=_member_state(m, optimizer, fused_params, k))
+                                           state=member_state(m, optimizer, fused_params, k))
             commit.commit()
             return
         for i, m in enumerate(members):
@@ -308,7 +238,7 @@ def _train_epochs(members, fused, fused_params, optimizer, commit, stop, epochs,
             m.run.position.epoch, m.run.position.step, m.run.position.meter = epoch + 1, 0, None
             with speaking_for(m.index):
                 m.run.recorder.epoch_done(entry, m.run.position.history,
-                                          _member_state(m, optimizer, fused_params, k), epochs)
+                                          member_state(m, optimizer, fused_params, k), epochs)
         for m in members:  # a failed member's position follows the group's, so the loop ends with it
             m.run.position.epoch, m.run.position.step = epoch + 1, 0
         commit.commit()
@@ -355,13 +285,13 @@ def _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapsho
         step_on_device += 1
         step += 1
         if step % options.log_interval == 0:
-            _check_members(members, epoch)
+            check_members(members, epoch)
             if all(m.failed for m in members):
                 return {"diverged": True}
         if stop.requested:
-            _check_members(members, epoch)
+            check_members(members, epoch)
             return {"interrupted": True, "step": step}
-    _check_members(members, epoch)
+    check_members(members, epoch)
     if all(m.failed for m in members):
         return {"diverged": True}
     if options.device.type == "cuda":
@@ -370,58 +300,3 @@ def _train_one_epoch(members, fused, optimizer, epoch, start_step, stop, snapsho
     metrics = [m.meter.compute(distributed=False) for m in members]
     images = members[0].meter.count - counts_before[0]
     return {"metrics": metrics, "images_per_s": images / max(seconds, 1e-9)}
-
-
-def fused_step(fused, optimizer, batches: list, options, losses: list[tuple[str, float]]):
-    """One training step of a fused group on the members' mixed batches: one forward pass, each member's loss
-    (``losses``: its loss name and label smoothing) on its own logits, one backward pass of their sum (each
-    member's weights get its own loss's gradient), one optimizer step. Returns (logits, losses) per member."""
-    with options.autocast():
-        logits = fused(options.layout(stack_members([b.inputs for b in batches])))
-    outs = member_logits(logits, len(batches))
-    values = [loss_function(name)(out.float(), batch, smoothing) for (name, smoothing), out, batch
-              in zip(losses, outs, batches)]
-    optimizer.zero_grad(set_to_none=True)
-    torch.stack(values).sum().backward()
-    optimizer.step()
-    return outs, values
-
-
-def captured_inputs(batches: list, device: torch.device) -> list[torch.Tensor]:
-    """What a fused group's captured step copies into its static buffers: the members' mixed images (stacked) and
-    each member's targets and λ (a tensor)."""
-    per_member = []
-    for b in batches:
-        per_member += [b.targets_a, b.targets_b, torch.as_tensor(b.lam, dtype=torch.float64, device=device)]
-    return [stack_members([b.inputs for b in batches]), *per_member]
-
-
-def fused_capture_body(fused, options, losses: list[tuple[str, float]]):
-    """The group's step up to its loss, for ``trainer.capture``: the members mixed their batches before it (each
-    under its own random state, outside the graph); the fused forward pass (ShakeDrop drawing from the members'
-    generators, registered with the graph) and every member's loss (``losses``: its loss name and label smoothing).
-    Outputs: (logits, losses) per member."""
-    from ..regularizers import MixedBatch
-
-    k = len(losses)
-
-    def body(x, *per_member):
-        with options.autocast():
-            logits = fused(options.layout(x))
-        outs = member_logits(logits, k)
-        values = [loss_function(name)(out.float(), MixedBatch(x, *per_member[3 * i:3 * i + 3]), smoothing)
-                  for i, ((name, smoothing), out) in enumerate(zip(losses, outs))]
-        return (outs, values), torch.stack(values).sum()
-
-    return body
-
-
-def _check_members(members: list[Member], epoch: int) -> None:
-    """A member whose loss became NaN or infinite stops as its solo run would (``diverged``); the others go on."""
-    for m in members:
-        if m.failed or int(m.first_bad.item()) < 0:
-            continue
-        error = TrainingDiverged(f"loss became NaN or infinite at epoch {epoch + 1}, step {int(m.first_bad) + 1}")
-        with speaking_for(m.index):
-            m.failed = diverged(m.run, str(error))
-            log.error("%s", m.failed)
