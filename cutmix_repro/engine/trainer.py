@@ -166,15 +166,17 @@ def build_parts(cfg: DictConfig, info: distributed.DistInfo, device: torch.devic
         raise ValueError(f"world_size={info.world_size} (processes) is larger than the {data.train.dataset_size} "
                          "training images: every process needs at least one")
     model = build(cfg.model, "model", **model_inputs(data.num_classes, data.in_chans)).to(device)
+    optimizer = build(cfg.optimizer, "optimizer", model=model)
+    scheduler = build(cfg.scheduler, "scheduler", optimizer=optimizer, epochs=tcfg.epochs)
+    decay = check_decay(tcfg.get("ema_decay"))
+    # after every check of the config (a bad value stops before the measurement); the layout changes the
+    # parameters in place, so the optimizer keeps them
     layout_probe = auto_layout(tcfg.channels_last, device, info.world_size, model, data, tcfg.batch_size)
     if layout_probe is not None:  # trainer.channels_last=auto on the CPU: measured, not assumed
         options = dataclasses.replace(options, channels_last=layout_probe["chosen"] == "channels_last")
     if options.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = build(cfg.optimizer, "optimizer", model=model)
-    scheduler = build(cfg.scheduler, "scheduler", optimizer=optimizer, epochs=tcfg.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=options.amp_dtype == torch.float16)
-    decay = check_decay(tcfg.get("ema_decay"))
     ema = WeightEMA(model, decay) if decay else None  # a copy of the model: before torch.compile changes it
     train_model = model
     if tcfg.sync_bn and info.enabled:
