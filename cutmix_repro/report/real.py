@@ -1,6 +1,7 @@
-"""The paper's claims measured on real images (``paper_tables.yaml``'s ``fashion_mnist_cpu`` and ``fashion_mnist``):
-each row's top-1 error over seeds, its difference from the baseline with a 95% confidence interval and Welch's
-t-test, the claim's pairs tested the same way, and what that says in words.
+"""The paper's claims measured on real images (``paper_tables.yaml``'s ``fashion_mnist_cpu``, ``fashion_mnist`` and
+``fashion_mnist_localization``): each row's top-1 error (or, with ``metric: top1_loc``, top-1 localization
+accuracy) over seeds, its difference from the baseline with a 95% confidence interval and Welch's t-test, the
+claim's pairs tested the same way, and what that says in words.
 
 The error compared is each run's *last* epoch (no test-set selection; the FMix paper reports the last epoch too);
 the best epoch is shown beside it. Welch's t (``scipy.stats.ttest_ind(equal_var=False)``): the two rows' means
@@ -14,15 +15,31 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from scipy import stats as scipy_stats
 
-from ..engine.records import BEST_TOP1, LAST_TOP1, WALL_TIME
+from ..engine.records import BEST_TOP1, BEST_TOP1_LOC, LAST_MAX_BOX_ACC_V2, LAST_TOP1, LAST_TOP1_LOC, WALL_TIME
 from ..paper import config_key, row_overrides
 
 ALPHA = 0.05  # two-sided: 95% intervals
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What a real table compares: the last epoch's value (``last``), the best epoch's (``best``), in words."""
+
+    last: str
+    best: str
+    name: str  # "error", "top-1 localization accuracy"
+    short: str  # a column's name: "top-1", "top-1 loc."
+    lower_is_better: bool
+
+
+MEASURES = {"top1": Measure(LAST_TOP1, BEST_TOP1, "error", "top-1", True),
+            "top1_loc": Measure(LAST_TOP1_LOC, BEST_TOP1_LOC, "top-1 localization accuracy", "top-1 loc.", False)}
 
 
 def welch(a: list[float], b: list[float]) -> dict[str, float] | None:
@@ -42,13 +59,13 @@ def welch(a: list[float], b: list[float]) -> dict[str, float] | None:
             "p": float(result.pvalue)}
 
 
-def verdict(test: dict[str, float] | None, lower_is: str, other: str) -> str:
-    """``lower_is`` against ``other`` in words, from ``welch(lower_is's errors, other's errors)``."""
+def verdict(test: dict[str, float] | None, lower_is: str, other: str, measure: Measure = MEASURES["top1"]) -> str:
+    """``lower_is`` against ``other`` in words, from ``welch(lower_is's values, other's values)``."""
     if test is None:
         return f"{lower_is} vs {other}: not enough runs to test (two or more seeds each)"
     if test["p"] < ALPHA:
         word = "lower" if test["diff"] < 0 else "higher"
-        return f"{lower_is} has a significantly {word} error than {other} ({_pair(test)})"
+        return f"{lower_is} has a significantly {word} {measure.name} than {other} ({_pair(test)})"
     return f"{lower_is} vs {other}: no significant difference at this number of seeds ({_pair(test)})"
 
 
@@ -89,14 +106,17 @@ def real_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) ->
         if runs:
             used.add(key)
         rows.append((row, runs))
-    by_label = {row["label"]: [r[LAST_TOP1] for r in runs] for row, runs in rows}
+    measure = MEASURES[table.get("metric", "top1")]
+    localization = measure.last == LAST_TOP1_LOC
+    by_label = {row["label"]: [r[measure.last] for r in runs] for row, runs in rows}
     baseline = by_label.get(table["rows"][0]["label"], [])
     has_paper = any(row.get("top1") is not None for row in table["rows"])
-    header = ["Method", *(["Published top-1"] if has_paper else []), "Last top-1", "Best top-1",
-              f"Δ last vs {table['rows'][0]['label'].lower()} (95% CI)", "Welch p", "Epochs", "Training images"]
+    header = ["Method", *(["Published top-1"] if has_paper else []), f"Last {measure.short}", f"Best {measure.short}",
+              f"Δ last vs {table['rows'][0]['label'].lower()} (95% CI)", "Welch p",
+              *(["Last MaxBoxAccV2", "Last top-1 err."] if localization else []), "Epochs", "Training images"]
     lines = [f"## {table['title']}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for index, (row, runs) in enumerate(rows):
-        last = [r[LAST_TOP1] for r in runs]
+        last = [r[measure.last] for r in runs]
         test = welch(last, baseline) if index else None
         delta = "—" if index == 0 else ("not run" if not runs else "n < 2" if test is None else
                                         f"{test['diff']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]")
@@ -105,9 +125,11 @@ def real_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) ->
             published = row.get("top1")
             cells.append("—" if published is None else
                          f"{published:.2f}" + (f" ± {row['published_std']:.2f}" if "published_std" in row else ""))
-        cells += [_fmt(last), _fmt([r[BEST_TOP1] for r in runs]), delta,
-                  "—" if test is None else f"{test['p']:.3f}",
-                  ", ".join(str(e) for e in sorted({r["epochs"] for r in runs})) or "—",
+        cells += [_fmt(last), _fmt([r[measure.best] for r in runs]), delta,
+                  "—" if test is None else f"{test['p']:.3f}"]
+        if localization:
+            cells += [_fmt([r[LAST_MAX_BOX_ACC_V2] for r in runs]), _fmt([r[LAST_TOP1] for r in runs])]
+        cells += [", ".join(str(e) for e in sorted({r["epochs"] for r in runs})) or "—",
                   ", ".join(sorted({_train_images(r) for r in runs})) or "—"]
         lines.append("| " + " | ".join(cells) + " |")
     claim = table.get("claim")
@@ -115,31 +137,44 @@ def real_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) ->
         lines += ["", f"**The claim** ({claim['source']}):", ""]
         method = by_label.get(claim["method"], [])
         tests = {other: welch(method, by_label.get(other, [])) for other in claim["beats"]}
-        lines += [f"- {verdict(test, claim['method'], other)}" for other, test in tests.items()]
-        lines += ["", claim_in_words(claim["method"], tests)]
+        lines += [f"- {verdict(test, claim['method'], other, measure)}" for other, test in tests.items()]
+        lines += ["", claim_in_words(claim["method"], tests, measure)]
     every = [r for _, runs in rows for r in runs]
     lines += robustness_lines(rows)
     if every:
         lines += ["", provenance(every)]
-    lines += ["", "Top-1 error in percent on the whole 10,000-image test set; *last*: the final epoch (the compared "
-              "number), *best*: the lowest over epochs (picked on the test set, shown for comparison with the paper's "
-              "protocol). Mean ± sample standard deviation over seeds. Δ and its interval: Welch's two-sample "
-              "t (unequal variances), two-sided, α = 0.05.", ""]
+    if localization:
+        lines += ["", "Top-1 localization accuracy in percent on the test objects: the share of test images whose "
+                  "top-1 class is right and whose CAM box (the class activation map of the predicted class, "
+                  "min-max scaled, thresholded at 0.15, the box of its largest connected region) has IoU ≥ 0.5 "
+                  "with the object's box, as the paper scores Table 9 (clovaai/wsolevaluation's conventions, "
+                  "cutmix_repro/localization.py); MaxBoxAccV2: wsolevaluation's recommended metric (the true "
+                  "class's map, the boxes of all its regions, the best threshold for each IoU of 0.3, 0.5 and 0.7, "
+                  "averaged). *last*: the final epoch (the compared number), "
+                  "*best*: the highest over epochs. Mean ± sample standard deviation over seeds. Δ and its interval: "
+                  "Welch's two-sample t (unequal variances), two-sided, α = 0.05.", ""]
+    else:
+        lines += ["", "Top-1 error in percent on the whole test set; *last*: the final epoch (the compared number), "
+                  "*best*: the lowest over epochs (picked on the test set, shown for comparison with the paper's "
+                  "protocol). Mean ± sample standard deviation over seeds. Δ and its interval: Welch's two-sample "
+                  "t (unequal variances), two-sided, α = 0.05.", ""]
     summary = {row["label"]: (len(by_label[row["label"]]), statistics.fmean(by_label[row["label"]]))
                for row, runs in rows if runs}
     return "\n".join(lines), summary
 
 
-def claim_in_words(method: str, tests: dict[str, dict | None]) -> str:
+def claim_in_words(method: str, tests: dict[str, dict | None], measure: Measure = MEASURES["top1"]) -> str:
     """Whether the claim holds, in one sentence."""
     if any(t is None for t in tests.values()):
         return "**Verdict:** not testable yet: some rows have fewer than two finished seeds."
-    beaten = [o for o, t in tests.items() if t["p"] < ALPHA and t["diff"] < 0]
-    reversed_ = [o for o, t in tests.items() if t["p"] < ALPHA and t["diff"] > 0]
+    sign = -1 if measure.lower_is_better else 1  # the direction that is better
+    beaten = [o for o, t in tests.items() if t["p"] < ALPHA and t["diff"] * sign > 0]
+    reversed_ = [o for o, t in tests.items() if t["p"] < ALPHA and t["diff"] * sign < 0]
     unclear = [o for o in tests if o not in beaten and o not in reversed_]
     if len(beaten) == len(tests):
-        return f"**Verdict:** the paper's ranking holds at this scale: {method} has a significantly lower error than " \
-               f"{', '.join(tests)}."
+        better = "lower" if measure.lower_is_better else "higher"
+        return f"**Verdict:** the paper's ranking holds at this scale: {method} has a significantly {better} " \
+               f"{measure.name} than {', '.join(tests)}."
     parts = []
     if beaten:
         parts.append(f"{method} is significantly better than {', '.join(beaten)}")
@@ -148,7 +183,7 @@ def claim_in_words(method: str, tests: dict[str, dict | None]) -> str:
     if unclear:
         which = ", ".join(f"{'higher' if tests[o]['diff'] > 0 else 'lower'} than {o}'s ({tests[o]['diff']:+.2f}, "
                           f"p = {tests[o]['p']:.3f})" for o in unclear)
-        parts.append(f"its mean error is {which}: not significant with these seeds")
+        parts.append(f"its mean {measure.name} is {which}: not significant with these seeds")
     if reversed_:
         return f"**Verdict:** the paper's ranking does not hold at this scale: {'; '.join(parts)}."
     return f"**Verdict:** the paper's ranking is not confirmed at this scale: {'; '.join(parts)}."
