@@ -44,8 +44,9 @@ def place_on_canvas(objects: Tensor, canvas: int, scale_min: float, scale_max: f
     sides = torch.randint(low, high + 1, (n,), generator=generator)
     room = (canvas - sides + 1).unsqueeze(1)  # places for the square's corner (y, x): 0 … canvas − side
     corners = (torch.rand(n, 2, generator=generator) * room).floor().long().minimum(room - 1)
-    if background == "noise":
-        images = torch.randint(0, background_level + 1, (n, 1, canvas, canvas), generator=generator, dtype=torch.uint8)
+    noise = torch.Generator().manual_seed(int(torch.randint(2**62, (), generator=generator)))  # drawn either way:
+    if background == "noise":  # the background never moves the objects
+        images = torch.randint(0, background_level + 1, (n, 1, canvas, canvas), generator=noise, dtype=torch.uint8)
     else:
         images = torch.zeros(n, 1, canvas, canvas, dtype=torch.uint8)
     boxes = torch.zeros(n, 1, 4)
