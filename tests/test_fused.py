@@ -323,22 +323,34 @@ def test_a_stopped_fused_job_resumes_bit_identically_and_a_member_resumed_alone_
     assert_equal_to_solo(alone, root / "m1")
 
 
+class Killed(BaseException):
+    """A kill where the test puts it (not an Exception: nothing catches it on the way out)."""
+
+
+def kill_at_staged_rename(monkeypatch, n: int) -> None:
+    """The ``n``-th rename of a staged file raises ``Killed``: a kill between a group commit's renames."""
+    from cutmix_repro.engine import checkpoint
+
+    calls, real = {"n": 0}, checkpoint.os.replace
+
+    def dying(a, b):
+        calls["n"] += str(a).endswith(checkpoint.STAGED)
+        if str(a).endswith(checkpoint.STAGED) and calls["n"] == n:
+            raise Killed()
+        return real(a, b)
+
+    monkeypatch.setattr(checkpoint.os, "replace", dying)
+
+
 @pytest.mark.parametrize("moment", ["before the journal", "between the renames"])
 def test_a_kill_while_the_group_writes_its_checkpoints_leaves_every_member_at_one_place(
         moment, fused_reference, tmp_path, monkeypatch):
     """Killed while the members' end-of-epoch files are replaced: before the journal the old ones stand, after it
     the next start finishes the renames; either way the group resumes whole and ends bit-identical."""
-    import os as os_module
-
     from cutmix_repro.engine import checkpoint
 
     root, cfgs = fused_reference
     runs = [tmp_path / "m0", tmp_path / "m1"]
-
-    class Killed(BaseException):
-        pass
-
-    calls = {"n": 0}
     if moment == "before the journal":
         real = checkpoint.write_json
 
@@ -349,15 +361,7 @@ def test_a_kill_while_the_group_writes_its_checkpoints_leaves_every_member_at_on
 
         monkeypatch.setattr(checkpoint, "write_json", dying)
     else:
-        real = os_module.replace
-
-        def dying(a, b):
-            calls["n"] += str(a).endswith(checkpoint.STAGED)
-            if str(a).endswith(checkpoint.STAGED) and calls["n"] == 9:  # epoch 2's third rename (epoch 1 has six)
-                raise Killed()
-            return real(a, b)
-
-        monkeypatch.setattr(checkpoint.os, "replace", dying)
+        kill_at_staged_rename(monkeypatch, 9)  # epoch 2's third rename (epoch 1 has six)
     with pytest.raises(Killed):
         fit_fused(cfgs, runs)
     monkeypatch.undo()
@@ -376,19 +380,7 @@ def test_a_member_resumed_alone_after_a_kill_mid_commit_finishes_the_groups_comm
 
     root, cfgs = fused_reference
     runs = [tmp_path / "m0", tmp_path / "m1"]
-
-    class Killed(BaseException):
-        pass
-
-    calls, real = {"n": 0}, checkpoint.os.replace
-
-    def dying(a, b):
-        calls["n"] += str(a).endswith(checkpoint.STAGED)
-        if str(a).endswith(checkpoint.STAGED) and calls["n"] == 8:  # epoch 2's second rename (epoch 1 has six)
-            raise Killed()
-        return real(a, b)
-
-    monkeypatch.setattr(checkpoint.os, "replace", dying)
+    kill_at_staged_rename(monkeypatch, 8)  # epoch 2's second rename (epoch 1 has six)
     with pytest.raises(Killed):
         fit_fused(cfgs, runs)
     monkeypatch.undo()
@@ -519,10 +511,6 @@ def test_whichever_member_starts_first_after_a_kill_mid_commit_the_members_agree
     for member in (a, b):
         commit.write_json(member / "last.json", {"epoch": 1})
     commit.commit()
-
-    class Killed(BaseException):
-        pass
-
     counts = {"journal": 0, "rename": 0}
     real_write, real_replace = checkpoint.write_json, checkpoint.os.replace
 

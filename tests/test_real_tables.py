@@ -41,6 +41,19 @@ def table_runs(errors: dict[str, list[float]]) -> list[dict]:
             for label, values in errors.items() for s, e in enumerate(values)]
 
 
+def reported(tmp_path, runs: list[dict], name: str, cutmix: list[float], baseline: list[float]) -> tuple[str, str]:
+    """The report of ``runs`` for the table ``name``, and its CutMix row, which shows the row's mean ± std and its
+    difference from the baseline with the Welch interval."""
+    write_runs(tmp_path / "runs", runs)
+    report_build.generate([str(tmp_path / "runs")], tmp_path / "out", figures=False)
+    text = (tmp_path / "out" / f"{name}.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| + CutMix (α=1.0) |"))
+    test = welch(cutmix, baseline)
+    assert f"{statistics.fmean(cutmix):.2f} ± {statistics.stdev(cutmix):.2f} (n=3)" in row
+    assert f"{test['diff']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]" in row
+    return text, row
+
+
 @pytest.mark.parametrize("cutmix, verdict", [
     ([7.0, 7.1, 6.9], "the paper's ranking holds at this scale"),
     ([9.9, 10.0, 10.1], "the paper's ranking does not hold at this scale"),
@@ -49,14 +62,10 @@ def table_runs(errors: dict[str, list[float]]) -> list[dict]:
 def test_the_real_table_tests_each_row_and_says_whether_the_claim_holds(tmp_path, cutmix, verdict):
     errors = {"Baseline": [8.9, 9.0, 9.1], "+ Cutout": [8.6, 8.7, 8.8], "+ Mixup (α=1.0)": [8.4, 8.5, 8.6],
               "+ CutMix (α=1.0)": cutmix}
-    write_runs(tmp_path / "runs", table_runs(errors))
-    report_build.generate([str(tmp_path / "runs")], tmp_path / "out", figures=False)
-    text = (tmp_path / "out" / "fashion_mnist_cpu.md").read_text()
+    text, row = reported(tmp_path, table_runs(errors), "fashion_mnist_cpu", cutmix, errors["Baseline"])
     assert verdict in text, text
-    row = next(line for line in text.splitlines() if line.startswith("| + CutMix (α=1.0) |"))
     test = welch(cutmix, errors["Baseline"])
-    assert f"{statistics.fmean(cutmix):.2f} ± {statistics.stdev(cutmix):.2f} (n=3)" in row
-    assert f"{test['diff']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]" in row and f"{test['p']:.3f}" in row
+    assert f"{test['p']:.3f}" in row
     assert "| not run |" in next(line for line in text.splitlines() if line.startswith("| ResizeMix |"))
     assert "Welch" in text and "last" in text
 
@@ -196,15 +205,9 @@ def test_the_localization_table_compares_top1_localization_where_higher_is_bette
     better; MaxBoxAccV2 and the top-1 error beside it; the SaliencyMix rows listed (not run here)."""
     loc = {"Baseline": [40.0, 41.0, 42.0], "+ Mixup (α=1.0)": [38.0, 39.0, 40.0], "+ Cutout": [44.0, 45.0, 46.0],
            "+ CutMix (α=1.0)": cutmix}
-    write_runs(tmp_path / "runs", localization_runs(loc))
-    report_build.generate([str(tmp_path / "runs")], tmp_path / "out", figures=False)
-    text = (tmp_path / "out" / "fashion_mnist_localization.md").read_text()
+    text, row = reported(tmp_path, localization_runs(loc), "fashion_mnist_localization", cutmix, loc["Baseline"])
     assert verdict in text, text
     assert "| Method | Last top-1 loc. | Best top-1 loc. |" in text and "Last MaxBoxAccV2 | Last top-1 err." in text
-    row = next(line for line in text.splitlines() if line.startswith("| + CutMix (α=1.0) |"))
-    test = welch(cutmix, loc["Baseline"])
-    assert f"{statistics.fmean(cutmix):.2f} ± {statistics.stdev(cutmix):.2f} (n=3)" in row
-    assert f"{test['diff']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]" in row
     assert f"{statistics.fmean(cutmix) + 10:.2f} ± " in row and "21.00 ± 0.00 (n=3)" in row  # V2, top-1 error
     assert "| not run |" in next(line for line in text.splitlines() if line.startswith("| SaliencyMix (8-bit"))
     assert "IoU ≥ 0.5" in text
