@@ -104,6 +104,7 @@ def test_test_batches_carry_the_boxes_and_a_run_scores_its_cams_every_epoch(fake
     status, err = train_main(["+experiment=fashion_mnist_localization", f"dataset.root={fake_root}",
                               "dataset.system_dir=null", "dataset.train_subset=100", "dataset.test_subset=50",
                               "model.depth=8", "trainer.epochs=2", "trainer.batch_size=32", *FAST,
+                              "trainer.channels_last=false", "trainer.tb_cams_every=0", "trainer.tb_mixed_batch=false",
                               f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch)
     assert status == 0, err
     res = results(tmp_path / "run")

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if "saliency" in parts:
         from .saliency import bench_saliency
 
-        results["saliency"] = bench_saliency(20 if quick else 200, args.saliency_cub)
+        results["saliency"] = bench_saliency(20 if quick else 200, args.saliency_cub, canvases=50 if quick else 2000)
     if "cpu" in parts:  # the CPU step's options: layout, threads, runs side by side
         from .cpu import bench_cpu_options
 

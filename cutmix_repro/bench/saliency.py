@@ -65,7 +65,7 @@ def peaks(images: torch.Tensor, saliency_input: str, mean: torch.Tensor, std: to
     return np.array([peak(saliency(image)) for image in normalised])
 
 
-def bench_saliency(count: int = 200, cub_root: str | None = None, seed: int = 0) -> dict:
+def bench_saliency(count: int = 200, cub_root: str | None = None, seed: int = 0, canvases: int = 2000) -> dict:
     from ..regularizers.saliencymix import SALIENCY_INPUTS
 
     images, centres = blob_images(count, seed=seed)
@@ -83,7 +83,7 @@ def bench_saliency(count: int = 200, cub_root: str | None = None, seed: int = 0)
                                          "median_apart": float(np.median(apart))}}
     if cub_root:
         result["cub"] = cub_hits(cub_root)
-    result["canvas"] = canvas_hits(count * 10)
+    result["canvas"] = canvas_hits(canvases)
     return result
 
 
