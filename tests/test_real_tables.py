@@ -204,10 +204,15 @@ def test_the_localization_table_compares_top1_localization_where_higher_is_bette
     """Table 9's claim on real objects: the compared number is the last epoch's top-1 localization, higher is
     better; MaxBoxAccV2 and the top-1 error beside it; the SaliencyMix rows listed (not run here)."""
     loc = {"Baseline": [40.0, 41.0, 42.0], "+ Mixup (α=1.0)": [38.0, 39.0, 40.0], "+ Cutout": [44.0, 45.0, 46.0],
-           "+ CutMix (α=1.0)": cutmix}
+           "+ CutMix (α=1.0)": cutmix, "SaliencyMix (8-bit pixels)": [70.0, 71.0, 72.0]}
     text, row = reported(tmp_path, localization_runs(loc), "fashion_mnist_localization", cutmix, loc["Baseline"])
     assert verdict in text, text
     assert "| Method | Last top-1 loc. | Best top-1 loc. |" in text and "Last MaxBoxAccV2 | Last top-1 err." in text
     assert f"{statistics.fmean(cutmix) + 10:.2f} ± " in row and "21.00 ± 0.00 (n=3)" in row  # V2, top-1 error
-    assert "| not run |" in next(line for line in text.splitlines() if line.startswith("| SaliencyMix (8-bit"))
+    assert "| not run |" in next(line for line in text.splitlines() if line.startswith("| SaliencyMix (authors'"))
     assert "IoU ≥ 0.5" in text
+    # the table's question (does SaliencyMix's guidance matter?): each pair on localization and on the error
+    assert "**Does SaliencyMix's guidance matter?" in text
+    assert ("- top-1 localization accuracy: SaliencyMix (8-bit pixels) has a significantly higher top-1 localization "
+            "accuracy than + CutMix (α=1.0)") in text
+    assert "- top-1 error: SaliencyMix (8-bit pixels) vs SaliencyMix (authors' input): not enough runs" in text

@@ -139,6 +139,7 @@ def real_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) ->
         tests = {other: welch(method, by_label.get(other, [])) for other in claim["beats"]}
         lines += [f"- {verdict(test, claim['method'], other, measure)}" for other, test in tests.items()]
         lines += ["", claim_in_words(claim["method"], tests, measure)]
+    lines += question_lines(table.get("questions", []), rows, measure)
     every = [r for _, runs in rows for r in runs]
     lines += robustness_lines(rows)
     if every:
@@ -161,6 +162,21 @@ def real_markdown(table: dict, groups: dict[str, list[dict]], used: set[str]) ->
     summary = {row["label"]: (len(by_label[row["label"]]), statistics.fmean(by_label[row["label"]]))
                for row, runs in rows if runs}
     return "\n".join(lines), summary
+
+
+def question_lines(questions: list[dict], rows: list[tuple[dict, list[dict]]], measure: Measure) -> list[str]:
+    """A table's further questions (``questions``: its text and the pairs of rows that answer it): each pair tested
+    on the table's measure and, for a localization table, on the top-1 error too."""
+    runs_of = {row["label"]: runs for row, runs in rows}
+    measures = [measure] + ([MEASURES["top1"]] if measure.last != LAST_TOP1 else [])
+    lines = []
+    for question in questions:
+        lines += ["", f"**{question['text']}**", ""]
+        for first, second in question["pairs"]:
+            for m in measures:
+                test = welch([r[m.last] for r in runs_of.get(first, [])], [r[m.last] for r in runs_of.get(second, [])])
+                lines.append(f"- {'top-1 error' if m.last == LAST_TOP1 else m.name}: {verdict(test, first, second, m)}")
+    return lines
 
 
 def claim_in_words(method: str, tests: dict[str, dict | None], measure: Measure = MEASURES["top1"]) -> str:
