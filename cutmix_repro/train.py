@@ -215,8 +215,10 @@ def _exit_worker(code: int) -> None:
 def hydra_command_line(argv: list[str]):
     """The command line as Hydra reads it (its own parser: every flag of ``--hydra-help`` in either spelling,
     ``--cfg job`` or ``--cfg=job``, and the overrides), or None where Hydra will refuse it with its own message."""
-    from hydra._internal.utils import get_args_parser  # what @hydra.main parses with
-
+    try:
+        from hydra._internal.utils import get_args_parser  # what @hydra.main parses with (Hydra-internal)
+    except ImportError:  # a Hydra that moved it: no pre-check, Hydra checks the command line itself
+        return None
     try:
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             return get_args_parser().parse_args(argv)
