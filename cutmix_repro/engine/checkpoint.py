@@ -99,9 +99,8 @@ def _finish(journal: dict[str, Any], decided: bool) -> None:
                 os.replace(staged, final)
             else:
                 Path(staged).unlink()
-    folders = {Path(f) for f in journal.get("folders", [])} | {Path(final).parent for _, final in journal["renames"]}
-    for folder in folders:
-        if _journal_id(folder) == journal.get("commit"):
+    for folder in map(Path, journal["folders"]):
+        if _journal_id(folder) == journal["commit"]:
             (folder / COMMIT_JOURNAL).unlink(missing_ok=True)
 
 

@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 from ..engine import distributed
 from ..engine import records as R
 from ..engine.captured import CapturedStep
-from ..engine.checkpoint import GroupCommit, recover_group_commit
+from ..engine.checkpoint import GroupCommit
 from ..engine.compiled import compiled_graphs
 from ..engine.metrics import Meter
 from ..engine.signals import StopRequest
@@ -60,9 +60,8 @@ def fit_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: list[dict] 
     handlers, level = [], log.level
     if not log.isEnabledFor(logging.INFO):  # each member's train.log gets what a solo run's gets
         log.setLevel(logging.INFO)
-    for i, run_dir in enumerate(run_dirs):
+    for i, run_dir in enumerate(run_dirs):  # (each member's start_run finishes or undoes a group commit a kill left)
         run_dir.mkdir(parents=True, exist_ok=True)
-        recover_group_commit(run_dir)
         handler = logging.FileHandler(run_dir / "train.log")
         handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
         handler.addFilter(MemberFilter(i))
